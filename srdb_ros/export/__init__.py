@@ -1,0 +1,1 @@
+"""Model export: ONNX graphs per task and TensorRT engines."""

@@ -1,0 +1,169 @@
+"""ONNX export of the deploy-form model, one graph per task, checked against PyTorch with ONNX Runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import SRDeblurNet, load_model_or_config
+from ..models.srdb_net import PAD_MULTIPLE, TASKS
+
+LOG = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}
+OPSET = 17  # TensorRT 10's ONNX parser supports opsets 9-20; 17 has everything this graph uses
+PARITY_TOLERANCE = 1e-3
+
+
+def task_outputs(task: str) -> list[str]:
+    """Output names of the graph for ``task`` in order (``both`` gives deblurred then super_resolved)."""
+    return [OUTPUT_NAMES[t] for t in (("deblur", "sr") if task == "both" else (task,))]
+
+
+class TaskGraph(nn.Module):
+    """A single-task view of the model: 1x3xHxW (H, W multiples of 4) in, the task's outputs out."""
+
+    def __init__(self, model: SRDeblurNet, task: str) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}")
+        self.model = model
+        self.task = task
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(image, self.task)
+        if self.task == "deblur":
+            return (out.deblur[-1],)
+        if self.task == "sr":
+            return (out.sr,)
+        return out.deblur[-1], out.sr
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    task: str
+    max_abs_diff: float
+
+
+def export_onnx(
+    model: SRDeblurNet,
+    task: str,
+    output: str | Path,
+    sample_size: tuple[int, int] = (64, 96),
+    check: bool = True,
+    fp16: bool = False,
+) -> ExportResult:
+    """Export ``model`` (converted to deploy form) for ``task`` with dynamic height/width.
+
+    ``sample_size`` is the (H, W) traced; the graph accepts any multiple of 4. With ``check`` the file is
+    validated by ``onnx.checker`` and run by ONNX Runtime against PyTorch on a random input of another size.
+    """
+    import onnx
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model = model.to_deploy().eval().float().cpu()
+    graph = TaskGraph(model, task)
+    h, w = (s + (-s) % PAD_MULTIPLE for s in sample_size)
+    dummy = torch.rand(1, 3, h, w)
+    if fp16:  # a strongly typed fp16 graph, as TensorRT 10 wants for fp16 engines
+        graph, dummy = graph.half(), dummy.half()
+    names = task_outputs(task)
+    dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+    dynamic.update({n: {0: "batch", 2: f"{n}_height", 3: f"{n}_width"} for n in names})
+    tmp = output.with_name(output.name + ".tmp")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            (dummy,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=names,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load(str(tmp))
+    meta = {
+        "task": task,
+        "srdb_config": json.dumps(model.config.to_dict()),
+        "multiple": str(PAD_MULTIPLE),
+        "upscale": str(model.upscale),
+        "precision": "fp16" if fp16 else "fp32",
+    }
+    onnx.helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(output)
+    diff = check_parity(model, output, task, size=(h + 8, w + 12), tolerance=0.05 if fp16 else PARITY_TOLERANCE) if check else float("nan")
+    return ExportResult(output, task, diff)
+
+
+def check_parity(model: SRDeblurNet, onnx_path: str | Path, task: str, size: tuple[int, int], tolerance: float = PARITY_TOLERANCE) -> float:
+    """Run the ONNX file with ONNX Runtime (CPU) and PyTorch on one random input; return max |diff|."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    in_type = session.get_inputs()[0].type
+    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = [t.float().numpy() for t in TaskGraph(model.float(), task)(x)]
+    feed = x.numpy().astype(np.float16 if "float16" in in_type else np.float32)
+    got = session.run(task_outputs(task), {INPUT_NAME: feed})
+    diff = max(float(np.abs(g.astype(np.float32) - e).max()) for g, e in zip(got, expected))
+    if not diff <= tolerance:
+        raise RuntimeError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {diff:.3g} (limit {tolerance:g})")
+    return diff
+
+
+def onnx_task(path: str | Path) -> str | None:
+    """The task recorded in an exported graph's metadata (None if absent)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}.get("task")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SRDB_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "srdb_ros")
+    return Path(root)
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = None) -> Path:
+    """ONNX for ``weights``/``task``, exported once into the cache (keyed by the weights' hash)."""
+    digest = file_digest(weights)[:16]
+    path = Path(directory or cache_dir() / "onnx") / f"{Path(weights).stem}-{digest}-{task}.onnx"
+    if not path.is_file():
+        LOG.info("exporting %s (%s) to %s", weights, task, path)
+        export_onnx(load_model_or_config(weights), task, path, check=False)
+    return path
+
+
+def main(args) -> int:
+    """``srdb export``."""
+    model = load_model_or_config(args.model)
+    result = export_onnx(model, args.task, args.output, fp16=args.fp16)
+    print(f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
+          f"outputs {task_outputs(result.task)})")
+    print(f"onnx.checker: ok; ONNX Runtime vs PyTorch max abs diff: {result.max_abs_diff:.3g}")
+    return 0

@@ -1,0 +1,329 @@
+"""Inference backends with one interface: padded 1x3xHxW float32 in, a dict of task outputs out."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..models.srdb_net import PAD_MULTIPLE, TASKS
+
+LOG = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class BackendError(RuntimeError):
+    """A backend cannot run here, or its model file is missing or corrupt (the message names the fix)."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where the model comes from. ``onnx`` and ``engine`` may contain ``{task}``."""
+
+    weights: str = ""
+    onnx: str = ""
+    engine: str = ""
+
+    def for_task(self, template: str, task: str) -> Path:
+        return Path(template.format(task=task))
+
+
+def split_outputs(task: str, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    keys = ("deblur", "sr") if task == "both" else (task,)
+    return dict(zip(keys, outputs))
+
+
+class Backend(ABC):
+    """Runs the network for one task on a padded NCHW float32 batch."""
+
+    name = "backend"
+    multiple = PAD_MULTIPLE
+    upscale = 4
+
+    @abstractmethod
+    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``x``: Nx3xHxW float32 in [0, 1], H and W multiples of :attr:`multiple`."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def warmup(self, task: str, size: tuple[int, int] = (64, 64)) -> None:
+        self.infer(task, np.random.default_rng(0).random((1, 3, *size), dtype=np.float32))
+
+    def close(self) -> None:
+        """Release device memory and sessions."""
+
+
+class TorchBackend(Backend):
+    """PyTorch eager (deploy form) on CPU or CUDA; fp16/bf16 and channels_last on CUDA."""
+
+    name = "torch"
+
+    def __init__(self, model_or_path, device: str = "auto", precision: str = "fp32") -> None:
+        import torch
+
+        from ..models import SRDeblurNet, load_model
+
+        if precision not in PRECISIONS:
+            raise BackendError(f"precision must be one of {PRECISIONS}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError("device 'cuda' requested, but torch sees no CUDA GPU; use device 'cpu'")
+        model = model_or_path if isinstance(model_or_path, SRDeblurNet) else load_model(model_or_path)
+        self.device = torch.device(device)
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        if self.device.type == "cpu" and self.dtype != torch.float32:
+            LOG.warning("precision %s is not useful on CPU; using fp32", precision)
+            self.dtype = torch.float32
+        self.precision = str(self.dtype).removeprefix("torch.")
+        self.model = model.to_deploy().eval().to(self.device, self.dtype)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.upscale = self.model.upscale
+        self._torch = torch
+
+    def describe(self) -> str:
+        return f"torch ({self.device.type}, {self.precision}, {self.model.config.name})"
+
+    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.device, self.dtype, non_blocking=True)
+            if self.device.type == "cuda":
+                t = t.contiguous(memory_format=torch.channels_last)
+            out = self.model(t, task)
+            results = []
+            if out.deblur is not None:
+                results.append(out.deblur[-1])
+            if out.sr is not None:
+                results.append(out.sr)
+            return split_outputs(task, [r.float().cpu().numpy() for r in results])
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime with the TensorRT, CUDA or CPU execution provider, in that order of preference."""
+
+    name = "onnxruntime"
+    PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+    def __init__(self, files: ModelFiles, device: str = "auto", threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.files = files
+        self._ort = ort
+        available = ort.get_available_providers()
+        wanted = self.PREFERENCE if device in ("auto", "cuda") else ("CPUExecutionProvider",)
+        self.providers = [p for p in wanted if p in available]
+        if device == "cuda" and self.providers == ["CPUExecutionProvider"]:
+            raise BackendError("device 'cuda' requested, but this onnxruntime has no CUDA/TensorRT provider "
+                               "(pip install onnxruntime-gpu)")
+        self.options = ort.SessionOptions()
+        if threads:
+            self.options.intra_op_num_threads = threads
+        self.sessions: dict[str, object] = {}
+
+    def describe(self) -> str:
+        return f"onnxruntime ({self.providers[0]})"
+
+    def session(self, task: str):
+        if task not in self.sessions:
+            path = self._onnx_for(task)
+            try:
+                self.sessions[task] = self._ort.InferenceSession(str(path), self.options, providers=self.providers)
+            except Exception as exc:  # onnxruntime raises its own exception types for bad files
+                raise BackendError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]}); "
+                                   f"re-export it with `srdb export --task {task}`") from exc
+        return self.sessions[task]
+
+    def _onnx_for(self, task: str) -> Path:
+        from ..export.onnx_export import ensure_onnx
+
+        if self.files.onnx:
+            path = self.files.for_task(self.files.onnx, task)
+            if not path.is_file():
+                raise BackendError(f"{path}: ONNX file not found; create it with "
+                                   f"`srdb export --model MODEL --task {task} --output {path}`")
+            return path
+        if self.files.weights:
+            return ensure_onnx(self.files.weights, task)
+        raise BackendError("onnxruntime backend needs an ONNX path or a weights file to export from")
+
+    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        from ..export.onnx_export import INPUT_NAME, task_outputs
+
+        sess = self.session(task)
+        dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
+        outs = sess.run(task_outputs(task), {INPUT_NAME: x.astype(dtype, copy=False)})
+        return split_outputs(task, [o.astype(np.float32, copy=False) for o in outs])
+
+
+class TensorRTBackend(Backend):
+    """A serialized TensorRT 10 engine per task, run with ``execute_async_v3`` on its own CUDA stream.
+
+    Engines whose sidecar JSON says they were built for another GPU, TensorRT version or ONNX file are
+    rebuilt from the ONNX when ``rebuild`` is set (and an ONNX is available), otherwise refused.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, files: ModelFiles, rebuild: bool = True, force_rebuild: bool = False) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError as exc:
+            raise BackendError("the `tensorrt` Python package is not installed (TensorRT 10 needed)") from exc
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendError("TensorRT needs a CUDA GPU, and torch sees none")
+        if not files.engine:
+            raise BackendError("tensorrt backend needs an engine path (engine_path, may contain {task})")
+        self.files = files
+        self.rebuild = rebuild
+        self.force_rebuild = force_rebuild
+        self._trt = trt
+        self._torch = torch
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.stream = torch.cuda.Stream()
+        self.contexts: dict[str, tuple[object, object]] = {}
+
+    def describe(self) -> str:
+        return f"tensorrt {self._trt.__version__} ({self._torch.cuda.get_device_name()})"
+
+    def _engine_path(self, task: str) -> Path:
+        from ..export.onnx_export import ensure_onnx
+        from ..export.tensorrt_build import EngineError, build_engine, engine_mismatch
+
+        path = self.files.for_task(self.files.engine, task)
+        onnx_path = self.files.for_task(self.files.onnx, task) if self.files.onnx else None
+        if onnx_path is None and self.files.weights:
+            onnx_path = ensure_onnx(self.files.weights, task)
+        reason = "rebuild forced" if self.force_rebuild else None
+        if reason is None:
+            if not path.is_file():
+                reason = "engine file not found"
+            else:
+                try:
+                    reason = engine_mismatch(path, onnx_path)
+                except EngineError as exc:
+                    reason = str(exc)
+        if reason is None:
+            return path
+        if not (self.rebuild and onnx_path is not None and Path(onnx_path).is_file()):
+            raise BackendError(f"{path}: cannot use this engine ({reason}); rebuild it with "
+                               f"`srdb build-engine --onnx MODEL_{task}.onnx --output {path}`")
+        LOG.warning("%s: %s; building it from %s (this takes minutes once)", path, reason, onnx_path)
+        build_engine(onnx_path, path)
+        return path
+
+    def _context(self, task: str):
+        if task not in self.contexts:
+            path = self._engine_path(task)
+            engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+            if engine is None:
+                raise BackendError(f"{path}: TensorRT could not deserialize it (corrupt or foreign); rebuild it "
+                                   f"with `srdb build-engine`")
+            self.contexts[task] = (engine, engine.create_execution_context())
+        return self.contexts[task]
+
+    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        from ..export.onnx_export import INPUT_NAME, task_outputs
+
+        trt, torch = self._trt, self._torch
+        engine, context = self._context(task)
+        in_dtype = torch.float16 if engine.get_tensor_dtype(INPUT_NAME) == trt.DataType.HALF else torch.float32
+        with torch.cuda.stream(self.stream):
+            inp = torch.from_numpy(x).pin_memory().to("cuda", in_dtype, non_blocking=True).contiguous()
+            context.set_input_shape(INPUT_NAME, tuple(inp.shape))
+            context.set_tensor_address(INPUT_NAME, inp.data_ptr())
+            outputs = []
+            for name in task_outputs(task):
+                shape = tuple(context.get_tensor_shape(name))
+                dtype = torch.float16 if engine.get_tensor_dtype(name) == trt.DataType.HALF else torch.float32
+                out = torch.empty(shape, dtype=dtype, device="cuda")
+                context.set_tensor_address(name, out.data_ptr())
+                outputs.append(out)
+            if not context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError(f"TensorRT execution failed for task {task}")
+            host = [o.float().cpu() for o in outputs]
+        self.stream.synchronize()
+        return split_outputs(task, [h.numpy() for h in host])
+
+    def close(self) -> None:
+        self.contexts.clear()
+
+
+def create_backend(
+    kind: str = "auto",
+    files: ModelFiles | None = None,
+    device: str = "auto",
+    precision: str = "fp16",
+) -> Backend:
+    """Create a backend; ``auto`` tries TensorRT, then PyTorch on CUDA, then ONNX Runtime, then PyTorch on CPU."""
+    files = files or ModelFiles()
+    if kind not in BACKENDS:
+        raise BackendError(f"backend must be one of {BACKENDS}, got {kind!r}")
+    if kind == "tensorrt":
+        return TensorRTBackend(files)
+    if kind == "onnxruntime":
+        return OnnxRuntimeBackend(files, device)
+    if kind == "torch":
+        return TorchBackend(_weights(files), device, precision)
+    reasons = []
+    candidates = []
+    if files.engine and device != "cpu":
+        candidates.append(("tensorrt", lambda: TensorRTBackend(files)))
+    else:
+        reasons.append("tensorrt: no engine path given" if device != "cpu" else "tensorrt: device is cpu")
+    if device != "cpu" and _cuda_available():
+        candidates.append(("torch-cuda", lambda: TorchBackend(_weights(files), "cuda", precision)))
+    elif device != "cpu":
+        reasons.append("torch-cuda: torch sees no CUDA GPU")
+    if files.onnx or files.weights:
+        candidates.append(("onnxruntime", lambda: OnnxRuntimeBackend(files, device)))
+    candidates.append(("torch-cpu", lambda: TorchBackend(_weights(files), "cpu", "fp32")))
+    for name, make in candidates:
+        try:
+            backend = make()
+        except BackendError as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        LOG.info("backend auto -> %s%s", backend.describe(), f" (skipped: {'; '.join(reasons)})" if reasons else "")
+        return backend
+    raise BackendError("no backend could start: " + "; ".join(reasons))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _weights(files: ModelFiles):
+    from ..models import WeightFileError, load_model
+
+    if not files.weights:
+        raise BackendError("the torch backend needs a weights file (.safetensors)")
+    try:
+        return load_model(files.weights)
+    except WeightFileError as exc:
+        raise BackendError(str(exc)) from exc
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendError",
+    "ModelFiles",
+    "OnnxRuntimeBackend",
+    "TASKS",
+    "TensorRTBackend",
+    "TorchBackend",
+    "create_backend",
+]

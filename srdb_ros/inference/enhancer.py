@@ -1,0 +1,101 @@
+"""The inference layer's front door: numpy image in, enhanced numpy images out, with stage timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..models.srdb_net import TASKS
+from .backends import Backend
+from .processing import AGCConfig, FrameLayout, array_to_image, crop_array, image_to_array, pad_array, run_tiled
+
+
+@dataclass
+class Frame:
+    """One image to enhance and how to read it."""
+
+    image: np.ndarray
+    task: str = "deblur"
+    color_order: str = "rgb"
+
+
+@dataclass
+class EnhanceResult:
+    """Outputs in the input's dtype and channel order; timings in milliseconds per stage."""
+
+    deblurred: np.ndarray | None = None
+    super_resolved: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Enhancer:
+    """Pre-process, run a backend, post-process. Knows nothing about ROS."""
+
+    def __init__(self, backend: Backend, agc: AGCConfig | None = None, tile_size: int = 0, tile_overlap: int = 16) -> None:
+        self.backend = backend
+        self.agc = agc or AGCConfig()
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+
+    def enhance(self, image: np.ndarray, task: str = "deblur", color_order: str = "rgb") -> EnhanceResult:
+        return self.enhance_batch([Frame(image, task, color_order)])[0]
+
+    def enhance_batch(self, frames: list[Frame]) -> list[EnhanceResult]:
+        """Enhance frames of one task; frames of equal size share one backend call."""
+        if not frames:
+            return []
+        task = frames[0].task
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if any(f.task != task for f in frames):
+            raise ValueError("enhance_batch takes frames of one task; group them by task first")
+        t0 = time.perf_counter()
+        prepared = []
+        for f in frames:
+            x, layout = image_to_array(f.image, f.color_order, self.agc)
+            if x.shape[1] == 1:  # one-channel rule: replicate to RGB, outputs are averaged back
+                x = np.repeat(x, 3, axis=1)
+            x, size = pad_array(x, self.backend.multiple)
+            prepared.append((x, size, layout))
+        t1 = time.perf_counter()
+        batched = len({p[0].shape for p in prepared}) == 1 and len(prepared) > 1 and not self.tile_size
+        if batched:
+            outs = self.backend.infer(task, np.concatenate([p[0] for p in prepared]))
+            per_frame = [{k: v[i : i + 1] for k, v in outs.items()} for i in range(len(prepared))]
+        else:
+            per_frame = [self._infer(task, p[0]) for p in prepared]
+        t2 = time.perf_counter()
+        results = []
+        for (x, size, layout), outs in zip(prepared, per_frame):
+            results.append(self._postprocess(outs, size, layout))
+        t3 = time.perf_counter()
+        n = len(frames)
+        for r in results:
+            r.timings_ms.update(
+                preprocess=(t1 - t0) * 1e3 / n, infer=(t2 - t1) * 1e3 / n, postprocess=(t3 - t2) * 1e3 / n
+            )
+        return results
+
+    def _infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.tile_size or max(x.shape[-2:]) <= self.tile_size:
+            return self.backend.infer(task, x)
+        keys = ("deblur", "sr") if task == "both" else (task,)
+        out = {}
+        for key in keys:  # tiles are stitched per output; "both" runs each task's graph per tile
+            scale = self.backend.upscale if key == "sr" else 1
+            out[key] = run_tiled(
+                lambda t, k=key: self.backend.infer(k, t)[k], x, self.tile_size, self.tile_overlap, scale,
+                self.backend.multiple,
+            )
+        return out
+
+    def _postprocess(self, outs: dict[str, np.ndarray], size: tuple[int, int], layout: FrameLayout) -> EnhanceResult:
+        result = EnhanceResult()
+        if "deblur" in outs:
+            result.deblurred = array_to_image(crop_array(outs["deblur"], size), layout)
+        if "sr" in outs:
+            s = self.backend.upscale
+            result.super_resolved = array_to_image(crop_array(outs["sr"], size, s), layout, scale=s)
+        return result

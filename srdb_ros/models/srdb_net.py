@@ -1,0 +1,159 @@
+"""The integrated super-resolution + deblurring network (shared MIMO-UNet encoder, deblur decoder, SPAN)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mimo_unet import EncoderFeatures, MIMOUNetDecoder, MIMOUNetEncoder
+from .span import SPAN, switch_to_deploy
+
+TASKS = ("deblur", "sr", "both")
+PAD_MULTIPLE = 4  # two stride-2 encoder levels
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild an :class:`SRDeblurNet`; stored in every weight file's metadata."""
+
+    name: str = "student"
+    base_channels: int = 16
+    num_res: int = 8
+    span_channels: int = 48
+    upscale: int = 4
+    fit_kernel: int = 3
+    deploy: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    "teacher": ModelConfig(name="teacher", base_channels=32),
+    "student": ModelConfig(name="student", base_channels=16),
+}
+
+
+@dataclass
+class SRDeblurOutput:
+    """Network outputs. ``deblur`` is ``[1/4, 1/2, full]`` in multi-scale mode, else ``[full]``."""
+
+    deblur: list[torch.Tensor] | None = None
+    sr: torch.Tensor | None = None
+    features: EncoderFeatures | None = field(default=None, repr=False)
+    sr_input: torch.Tensor | None = field(default=None, repr=False)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, int, int]:
+    """Replicate-pad the bottom/right of an NCHW tensor to a multiple; returns (padded, pad_h, pad_w)."""
+    h, w = x.shape[-2:]
+    pad_h = (-h) % multiple
+    pad_w = (-w) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x, pad_h, pad_w
+
+
+class SRDeblurNet(nn.Module):
+    """Shared encoder -> deblur decoder, and shared encoder -> fitting conv -> SPAN x4.
+
+    Inputs are NCHW in [0, 1] with 1 or 3 channels and any height/width: they are padded to a multiple
+    of 4 and outputs are cropped back. One-channel (thermal) input is replicated to three channels and the
+    outputs are averaged back to one channel.
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or CONFIGS["student"]
+        c = self.config
+        self.encoder = MIMOUNetEncoder(c.base_channels, c.num_res)
+        self.decoder = MIMOUNetDecoder(c.base_channels, c.num_res)
+        self.fit = nn.Conv2d(c.base_channels, 3, kernel_size=c.fit_kernel, padding=c.fit_kernel // 2)
+        self.span = SPAN(3, 3, feature_channels=c.span_channels, upscale=c.upscale)
+        if c.deploy:
+            switch_to_deploy(self.span)
+
+    @property
+    def upscale(self) -> int:
+        return self.config.upscale
+
+    def encode(self, x: torch.Tensor, task: str = "both") -> EncoderFeatures:
+        return self.encoder(x, need_skip2=task != "sr")
+
+    def sr_head(self, feats: EncoderFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fitting conv then SPAN; returns (SR output, fitted SPAN input)."""
+        sr_input = self.fit(feats.skip1)
+        return self.span(sr_input), sr_input
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        task: str = "both",
+        multi_scale: bool = False,
+        return_features: bool = False,
+    ) -> SRDeblurOutput:
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected an N x {{1,3}} x H x W tensor, got shape {tuple(x.shape)}")
+        mono = x.shape[1] == 1
+        if mono:
+            x = x.expand(-1, 3, -1, -1)
+        h, w = x.shape[-2:]
+        x, pad_h, pad_w = pad_to_multiple(x)
+        feats = self.encode(x, task)
+        out = SRDeblurOutput(features=feats if return_features else None)
+        if task in ("deblur", "both"):
+            deblur = self.decoder(feats, multi_scale=multi_scale)
+            if pad_h or pad_w:
+                deblur = [_crop(d, h, w, x.shape[-2]) for d in deblur]
+            out.deblur = [_to_mono(d) for d in deblur] if mono else deblur
+        if task in ("sr", "both"):
+            sr, sr_input = self.sr_head(feats)
+            s = self.upscale
+            sr = sr[..., : h * s, : w * s]
+            out.sr = _to_mono(sr) if mono else sr
+            out.sr_input = sr_input if return_features else None
+        return out
+
+    def to_deploy(self) -> SRDeblurNet:
+        """Switch SPAN to its re-parameterised form (in place) and record it in the config."""
+        switch_to_deploy(self.span)
+        self.config = ModelConfig(**{**self.config.to_dict(), "deploy": True})
+        return self
+
+
+def _crop(t: torch.Tensor, h: int, w: int, padded_h: int) -> torch.Tensor:
+    """Crop a (possibly lower-scale) output of a padded input back to the unpadded extent."""
+    scale = padded_h // t.shape[-2]
+    return t[..., : -(-h // scale), : -(-w // scale)]
+
+
+def _to_mono(t: torch.Tensor) -> torch.Tensor:
+    return t.mean(dim=1, keepdim=True)
+
+
+def build_model(name_or_config: str | ModelConfig | dict) -> SRDeblurNet:
+    """Build a model from a config name (``teacher``/``student``), a :class:`ModelConfig` or a dict."""
+    if isinstance(name_or_config, str):
+        if name_or_config not in CONFIGS:
+            raise ValueError(f"unknown model {name_or_config!r}; choose one of {sorted(CONFIGS)}")
+        return SRDeblurNet(CONFIGS[name_or_config])
+    if isinstance(name_or_config, dict):
+        return SRDeblurNet(ModelConfig.from_dict(name_or_config))
+    return SRDeblurNet(name_or_config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,65 @@
+"""Parameter counts and FLOPs of a model configuration (``srdb info``)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .checkpoints import load_model_or_config
+from .srdb_net import SRDeblurNet, count_parameters
+
+# The paper's operating points: deblur 1240x984; SR 310x246 -> 1240x984.
+PAPER_SIZES = {"deblur": (984, 1240), "sr": (246, 310), "both": (246, 310)}
+
+
+def gflops(model: SRDeblurNet, task: str, size: tuple[int, int]) -> float:
+    """FLOPs (2 per multiply-add) of one forward at ``size`` (H, W), in units of 1e9."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(torch.zeros(1, 3, *size), task)
+    return counter.get_total_flops() / 1e9
+
+
+def summarize(spec: str) -> dict:
+    model = load_model_or_config(spec)
+    trained_form = not model.config.deploy
+    summary = {
+        "model": model.config.name,
+        "config": model.config.to_dict(),
+        "params": count_parameters(model) if trained_form else None,
+        "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad) if trained_form else None,
+        "params_by_part": {
+            "mimo_unet": count_parameters(model.encoder) + count_parameters(model.decoder),
+            "fitting_conv": count_parameters(model.fit),
+            "span": count_parameters(model.span),
+        },
+    }
+    deploy = model.to_deploy()
+    summary["params_deploy"] = count_parameters(deploy)
+    summary["sizes"] = {t: f"{w}x{h}" for t, (h, w) in PAPER_SIZES.items()}
+    summary["gflops"] = {t: round(gflops(deploy, t, PAPER_SIZES[t]), 2) for t in ("deblur", "sr", "both")}
+    return summary
+
+
+def main(args) -> int:
+    s = summarize(args.model)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"model: {s['model']} (base {s['config']['base_channels']}, num_res {s['config']['num_res']}, "
+          f"SPAN {s['config']['span_channels']})")
+    if s["params"] is not None:
+        print(f"parameters (training form): {s['params'] / 1e6:.3f} M "
+              f"({s['params_trainable'] / 1e6:.3f} M trainable; SPAN counts its fused eval_conv copies)")
+    parts = s["params_by_part"]
+    print(f"  MIMO-UNet {parts['mimo_unet'] / 1e6:.3f} M, fitting conv {parts['fitting_conv']}, SPAN "
+          f"{parts['span'] / 1e6:.3f} M")
+    print(f"parameters (deploy form): {s['params_deploy'] / 1e6:.3f} M")
+    print("GFLOPs per frame (deploy form):")
+    for task, value in s["gflops"].items():
+        size = s["sizes"][task]
+        extra = " (input; x4 output)" if task != "deblur" else ""
+        print(f"  {task:7s} at {size}{extra}: {value:.1f}")
+    return 0

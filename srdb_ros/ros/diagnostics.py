@@ -1,0 +1,109 @@
+"""Per-camera timing statistics and their /diagnostics status, named after diagnostic_updater's conventions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAGES = ("convert", "preprocess", "infer", "postprocess", "publish", "total")
+OK, WARN, ERROR = 0, 1, 2
+
+
+@dataclass
+class CameraStats:
+    """Counters and a sliding window of stage latencies for one camera (thread safe)."""
+
+    window: int = 100
+    received: int = 0
+    published: int = 0
+    dropped: int = 0
+    errors: int = 0
+    last_error: str = ""
+    _lat: dict[str, deque] = field(default_factory=dict)
+    _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
+    _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
+    _errors_seen: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_receive(self, replaced_pending: bool) -> None:
+        with self._lock:
+            self.received += 1
+            self.dropped += int(replaced_pending)
+            self._in_times.append(time.monotonic())
+
+    def on_published(self, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            self.published += 1
+            self._out_times.append(time.monotonic())
+            for stage in STAGES:
+                if stage in timings_ms:
+                    self._lat.setdefault(stage, deque(maxlen=self.window)).append(timings_ms[stage])
+
+    def on_error(self, reason: str) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = reason
+
+    @staticmethod
+    def _rate(times: deque, horizon: float, now: float) -> float:
+        recent = [t for t in times if now - t <= horizon]
+        return len(recent) / horizon if recent else 0.0
+
+    def snapshot(self, horizon: float = 5.0) -> dict:
+        """Rates over the last ``horizon`` seconds, latency percentiles over the window, and counters."""
+        now = time.monotonic()
+        with self._lock:
+            snap = {
+                "received": self.received,
+                "published": self.published,
+                "dropped": self.dropped,
+                "errors": self.errors,
+                "new_errors": self.errors - self._errors_seen,
+                "last_error": self.last_error,
+                "input_rate_hz": self._rate(self._in_times, horizon, now),
+                "output_rate_hz": self._rate(self._out_times, horizon, now),
+            }
+            self._errors_seen = self.errors
+            for stage, values in self._lat.items():
+                arr = np.asarray(values)
+                snap[f"{stage}_ms"] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.max()))
+        return snap
+
+
+def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backend: str, task: str, min_rate: float):
+    """A diagnostic_msgs/DiagnosticStatus for one camera, with level and message from its snapshot."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    level, message = OK, "ok"
+    if snap["new_errors"]:
+        level, message = ERROR, f"{snap['new_errors']} frame(s) failed: {snap['last_error']}"
+    elif min_rate > 0 and snap["input_rate_hz"] > 0 and snap["output_rate_hz"] < min_rate:
+        level, message = WARN, f"output rate {snap['output_rate_hz']:.1f} Hz below minimum {min_rate:.1f} Hz"
+    elif snap["received"] == 0:
+        message = "no frames received yet"
+    values = [
+        ("backend", backend),
+        ("task", task),
+        ("input rate (Hz)", f"{snap['input_rate_hz']:.2f}"),
+        ("output rate (Hz)", f"{snap['output_rate_hz']:.2f}"),
+        ("frames received", str(snap["received"])),
+        ("frames published", str(snap["published"])),
+        ("frames dropped", str(snap["dropped"])),
+        ("frames failed", str(snap["errors"])),
+    ]
+    for stage in STAGES:
+        if f"{stage}_ms" in snap:
+            p50, p95, mx = snap[f"{stage}_ms"]
+            values += [(f"{stage} p50 (ms)", f"{p50:.2f}"), (f"{stage} p95 (ms)", f"{p95:.2f}"),
+                       (f"{stage} max (ms)", f"{mx:.2f}")]
+    return DiagnosticStatus(
+        level=bytes([level]),
+        name=f"{node_name}: {name}",
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values],
+    )

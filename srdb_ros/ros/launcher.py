@@ -1,0 +1,36 @@
+"""Start the enhance node without the ``ros2`` CLI: in this process (``srdb node``) or as a child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..resources import config_file
+from .env import apply_to_current_process, ros_environment
+
+
+def node_command(params_file: str | Path | None = None, ros_args: list[str] | None = None) -> list[str]:
+    """argv that runs the node with this interpreter: ``python -m srdb_ros.ros.enhance_node --ros-args ...``."""
+    params_file = params_file or config_file("enhance.yaml")
+    extra = list(ros_args or [])
+    if extra[:1] == ["--ros-args"]:
+        extra = extra[1:]
+    return [sys.executable, "-m", "srdb_ros.ros.enhance_node", "--ros-args", "--params-file", str(params_file), *extra]
+
+
+def start_node(params_file=None, ros_args=None, domain_id: int | None = None, log_path: str | Path | None = None,
+               localhost: bool = True) -> subprocess.Popen:
+    """Start the node as its own process (stdout/stderr to ``log_path`` if given)."""
+    out = open(log_path, "w") if log_path else None  # noqa: SIM115 - handed to the child process
+    return subprocess.Popen(node_command(params_file, ros_args), env=ros_environment(domain_id, localhost),
+                            stdout=out, stderr=subprocess.STDOUT if out else None)
+
+
+def main(args) -> int:
+    """``srdb node``."""
+    from .enhance_node import main as node_main
+
+    apply_to_current_process(localhost=args.localhost)
+    extra = [a for a in args.ros_args if a != "--"]
+    return node_main(node_command(args.params_file, extra)[2:])

@@ -1,0 +1,111 @@
+"""Every parameter of the enhance node, declared in one place with its descriptor and validation rule.
+
+``config/enhance.yaml`` holds the defaults and ``config/enhance.schema.json`` the schema; a test checks that
+the three agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..inference.backends import BACKENDS, PRECISIONS
+from ..inference.processing import AGC_MODES
+from ..models.srdb_net import TASKS
+
+CAMERAS = ("eo", "ir")
+DEVICES = ("auto", "cpu", "cuda")
+INPUT_QOS = ("sensor_data", "reliable")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    choices: tuple | None = None
+    minimum: float | None = None
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable (None when it is)."""
+        if type(value) is not type(self.default) and not (isinstance(self.default, float) and isinstance(value, int)):
+            return f"{self.name} must be a {type(self.default).__name__}, got {type(value).__name__}"
+        if self.choices is not None and value not in self.choices:
+            return f"{self.name} must be one of {list(self.choices)}, got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"{self.name} must be >= {self.minimum}, got {value!r}"
+        return None
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("backend", "auto", "Inference backend: auto, tensorrt, onnxruntime or torch", True, BACKENDS),
+    ParamSpec("weights_path", "", "Model weights (.safetensors); empty = the bundled student model", True),
+    ParamSpec("onnx_path", "", "ONNX model(s) for onnxruntime/tensorrt; may contain {task}; empty = exported "
+              "from weights_path on first use", True),
+    ParamSpec("engine_path", "", "TensorRT engine(s); may contain {task}; built from the ONNX when missing or "
+              "built for another GPU/TensorRT", True),
+    ParamSpec("force_engine_update", False, "Rebuild TensorRT engines at start even if they match", True),
+    ParamSpec("device", "auto", "auto, cpu or cuda", True, DEVICES),
+    ParamSpec("precision", "fp16", "fp32, fp16 or bf16 on CUDA (CPU always runs fp32)", True, PRECISIONS),
+    ParamSpec("eo.enabled", True, "Subscribe to eo/image_raw"),
+    ParamSpec("eo.task", "deblur", "EO task: deblur, sr or both", False, TASKS),
+    ParamSpec("ir.enabled", True, "Subscribe to ir/image_raw"),
+    ParamSpec("ir.task", "sr", "IR task: deblur, sr or both", False, TASKS),
+    ParamSpec("agc.mode", "percentile", "16-bit thermal gain control: percentile, fixed or full", False, AGC_MODES),
+    ParamSpec("agc.low_percentile", 1.0, "Percentile mapped to black (percentile mode)", False, None, 0.0),
+    ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0),
+    ParamSpec("agc.fixed_min", 0.0, "Count mapped to black (fixed mode)"),
+    ParamSpec("agc.fixed_max", 65535.0, "Count mapped to white (fixed mode)"),
+    ParamSpec("input_qos", "sensor_data", "Input QoS: sensor_data (best effort) or reliable", True, INPUT_QOS),
+    ParamSpec("qos_depth", 1, "History depth of inputs and outputs", True, None, 1),
+    ParamSpec("batch_cameras", True, "Run EO and IR frames of the same task and size in one backend call"),
+    ParamSpec("max_pixels", 4096 * 4096, "Frames with more pixels are rejected", False, None, 1),
+    ParamSpec("min_side", 4, "Frames with a smaller side are rejected", False, None, 1),
+    ParamSpec("tile_size", 0, "Run frames larger than this (pixels) in overlapping tiles; 0 = never", False, None, 0),
+    ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0),
+    ParamSpec("diagnostics.min_rate", 0.0, "WARN when a camera's output rate (Hz) falls below this while it "
+              "receives frames; 0 = off", False, None, 0.0),
+    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages", True, None, 0.05),
+    ParamSpec("diagnostics.window", 100, "Frames in the latency statistics window", True, None, 2),
+    ParamSpec("hardware_id", "srdb_enhancer", "hardware_id reported on /diagnostics", True),
+    ParamSpec("log_every_n", 100, "Log one INFO line per this many frames per camera; 0 = never", False, None, 0),
+)
+
+SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+
+
+def declare_all(node) -> None:
+    """Declare every parameter on an rclpy node with a descriptor."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    for spec in PARAMS:
+        extra = f" (one of {', '.join(spec.choices)})" if spec.choices else ""
+        node.declare_parameter(
+            spec.name,
+            spec.default,
+            ParameterDescriptor(description=spec.description + extra, read_only=spec.read_only),
+        )
+
+
+def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | None:
+    """Reason to reject a set of parameter changes (None to accept); checks cross-parameter rules too."""
+    for name, value in changes.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            return f"unknown parameter {name}"
+        reason = spec.check(value)
+        if reason:
+            return reason
+
+    def get(name: str) -> Any:
+        return changes[name] if name in changes else current(name)
+
+    if not get("agc.low_percentile") < get("agc.high_percentile") <= 100.0:
+        return "agc percentiles must satisfy low < high <= 100"
+    if not get("agc.fixed_min") < get("agc.fixed_max"):
+        return "agc.fixed_min must be below agc.fixed_max"
+    if get("tile_size") and get("tile_size") <= 2 * get("tile_overlap"):
+        return "tile_size must exceed twice tile_overlap"
+    return None

@@ -1,0 +1,218 @@
+"""Issue 4: the integrated network, its deploy form, weight files and reference checkpoint import."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from srdb_ros.models import (
+    WeightFileError,
+    build_model,
+    count_parameters,
+    load_mimo_unet_reference,
+    load_model,
+    load_span_reference,
+    save_model,
+)
+from srdb_ros.models.mimo_unet import MIMOUNetEncoder
+from srdb_ros.models.span import SPAN, Conv3XC, switch_to_deploy
+
+
+@pytest.mark.parametrize("name, paper_m", [("teacher", 9.04), ("student", 3.94)])
+def test_parameter_counts_match_paper_table2(name, paper_m):
+    params = count_parameters(build_model(name))
+    assert abs(params / 1e6 - paper_m) / paper_m < 0.005
+
+
+def test_reference_part_sizes():
+    teacher, student = build_model("teacher"), build_model("student")
+    mimo = lambda m: count_parameters(m.encoder) + count_parameters(m.decoder)  # noqa: E731
+    assert round(mimo(teacher) / 1e6, 3) == 6.807
+    assert round(mimo(student) / 1e6, 3) == 1.706
+    assert round(count_parameters(student.span) / 1e6, 3) == 2.237
+
+
+def _randomize(module: torch.nn.Module) -> None:
+    """Random weights and biases of realistic scale (zero biases would hide bias-fusion bugs)."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+
+
+def test_conv3xc_deploy_form_is_exact_and_fused_once():
+    conv = Conv3XC(8, 16, gain1=2)
+    _randomize(conv)
+    x = torch.randn(2, 8, 13, 17)
+    with torch.no_grad():
+        expected = conv(x)
+        conv.switch_to_deploy()
+        got = conv(x)
+    assert not hasattr(conv, "sk") and not hasattr(conv, "conv")
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_span_deploy_form_matches_training_form():
+    span = SPAN(feature_channels=48).eval()
+    _randomize(span)
+    x = torch.rand(1, 3, 23, 31)
+    with torch.no_grad():
+        expected = span(x)
+        switch_to_deploy(span)
+        got = span(x)
+    rel = (got - expected).abs().max() / expected.abs().max()
+    assert (got - expected).abs().max() < 1e-4 * max(1.0, float(expected.abs().max())), rel
+    assert got.shape == (1, 3, 92, 124)
+
+
+def test_model_deploy_conversion_output_equal():
+    model = build_model("student").eval()
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        before = model(x, "both")
+        model.to_deploy()
+        after = model(x, "both")
+    assert model.config.deploy
+    assert torch.allclose(before.sr, after.sr, atol=1e-4)
+    assert torch.equal(before.deblur[0], after.deblur[0])
+    assert count_parameters(model) < count_parameters(build_model("student"))
+
+
+@pytest.mark.parametrize("size", [(246, 310), (17, 23), (5, 7), (64, 64)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_task_any_size(size, channels):
+    model = build_model("student").eval()
+    x = torch.rand(1, channels, *size)
+    with torch.no_grad():
+        out = model(x, "both", multi_scale=True)
+        deblur_only = model(x, "deblur")
+        sr_only = model(x, "sr")
+    h, w = size
+    assert out.deblur[-1].shape == (1, channels, h, w)
+    assert out.sr.shape == (1, channels, 4 * h, 4 * w)
+    assert [tuple(d.shape[-2:]) for d in out.deblur[:2]] == [(-(-h // 4), -(-w // 4)), (-(-h // 2), -(-w // 2))]
+    assert deblur_only.sr is None and sr_only.deblur is None
+    assert torch.allclose(deblur_only.deblur[0], out.deblur[-1], atol=1e-6)
+    assert torch.allclose(sr_only.sr, out.sr, atol=1e-6)
+
+
+def test_multi_scale_outputs_have_pyramid_sizes():
+    model = build_model("student").eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 36, 44), "deblur", multi_scale=True)
+    assert [tuple(d.shape[-2:]) for d in out.deblur] == [(9, 11), (18, 22), (36, 44)]
+
+
+def test_mono_rule_replicates_and_averages():
+    model = build_model("student").eval()
+    x = torch.rand(1, 1, 20, 24)
+    with torch.no_grad():
+        mono = model(x, "both")
+        rgb = model(x.expand(-1, 3, -1, -1), "both")
+    assert torch.allclose(mono.deblur[0], rgb.deblur[0].mean(1, keepdim=True), atol=1e-6)
+    assert torch.allclose(mono.sr, rgb.sr.mean(1, keepdim=True), atol=1e-6)
+
+
+def test_both_runs_the_encoder_once(monkeypatch):
+    model = build_model("student").eval()
+    calls = []
+    original = MIMOUNetEncoder.forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MIMOUNetEncoder, "forward", counting)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 16, 16), "both", return_features=True)
+    assert len(calls) == 1
+    assert out.deblur is not None and out.sr is not None
+    assert [f.shape[1] for f in out.features.domain_features()] == [16, 64]
+
+
+def test_bad_task_and_shape_are_rejected():
+    model = build_model("student")
+    with pytest.raises(ValueError, match="task"):
+        model(torch.rand(1, 3, 8, 8), "denoise")
+    with pytest.raises(ValueError, match="1,3"):
+        model(torch.rand(1, 4, 8, 8), "deblur")
+
+
+def test_safetensors_round_trip_rebuilds_the_model(tmp_path):
+    model = build_model("teacher").eval()
+    path = save_model(model, tmp_path / "t.safetensors")
+    loaded = load_model(path).eval()
+    assert loaded.config == model.config
+    x = torch.rand(1, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.equal(model(x, "both").sr, loaded(x, "both").sr)
+    deploy_path = save_model(build_model("student").to_deploy(), tmp_path / "d.safetensors")
+    assert load_model(deploy_path).config.deploy
+
+
+def test_weight_file_errors_name_the_file(tmp_path):
+    with pytest.raises(WeightFileError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(b"\x00\x01not a safetensors file")
+    with pytest.raises(WeightFileError, match="corrupt.safetensors"):
+        load_model(bad)
+
+
+def _reference_mimo_state(model) -> dict:
+    """The official MIMO-UNet key layout: one flat module with a 6-entry ``feat_extract`` list."""
+    state = {}
+    for key, value in model.encoder.state_dict().items():
+        state[key] = value.clone()
+    for key, value in model.decoder.state_dict().items():
+        if key.startswith("feat_extract."):
+            _, index, tail = key.split(".", 2)
+            key = f"feat_extract.{int(index) + 3}.{tail}"
+        state[key] = value.clone()
+    return state
+
+
+def test_mimo_unet_reference_checkpoint_import(tmp_path):
+    source = build_model("student")
+    _randomize(source.encoder)
+    _randomize(source.decoder)
+    state = _reference_mimo_state(source)
+    assert "feat_extract.5.main.0.weight" in state and "Encoder.0.layers.0.main.0.main.0.weight" in state
+    path = tmp_path / "MIMO-UNet.pkl"
+    torch.save({"model": state}, path)
+    target = build_model("student")
+    load_mimo_unet_reference(target, path)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(source.eval()(x, "deblur").deblur[0], target.eval()(x, "deblur").deblur[0])
+    state["Encoder.0.extra"] = torch.zeros(1)
+    torch.save({"model": state}, path)
+    with pytest.raises(WeightFileError, match="unexpected"):
+        load_mimo_unet_reference(build_model("student"), path)
+
+
+def test_span_reference_checkpoint_import(tmp_path):
+    source = SPAN()
+    _randomize(source)
+    state = source.state_dict()
+    assert "block_1.c1_r.eval_conv.weight" in state and "upsampler.0.weight" in state
+    path = tmp_path / "spanx4_ch48.pth"
+    torch.save({"params_ema": state, "params": {k: torch.zeros_like(v) for k, v in state.items()}}, path)
+    target = build_model("student")
+    load_span_reference(target, path)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(target.span.eval()(x), source.eval()(x), atol=1e-5)
+    del state["conv_cat.weight"]
+    torch.save({"params": state}, path)
+    with pytest.raises(WeightFileError, match="missing"):
+        load_span_reference(build_model("student"), path)
+
+
+def test_reference_loading_refuses_pickled_code(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "args": argparse.Namespace(lr=1)}, path)  # needs a pickled class
+    with pytest.raises(WeightFileError):
+        load_mimo_unet_reference(build_model("student"), path)
