@@ -59,7 +59,36 @@ def _node(sub) -> None:
     p.set_defaults(entry="srdb_ros.ros.launcher:main")
 
 
-COMMANDS = (_info, _export, _build_engine, _node)
+def _train(sub) -> None:
+    p = sub.add_parser("train", help="run the multi-stage training pipeline",
+                       description="Run the stages init, phase1, phase2, dann, distill, student_dann, export in "
+                                   "order (or a subset). Multi-GPU: torchrun --nproc_per_node N -m srdb_ros.cli train ...")
+    p.add_argument("--config", required=True, help="YAML config, e.g. config/train_paper.yaml or config/train_smoke.yaml")
+    p.add_argument("--output", default=None, help="run folder (default runs/<name>)")
+    p.add_argument("--stages", default=None, help="comma-separated subset of stages, e.g. phase2,dann")
+    p.add_argument("--resume", action="store_true", help="continue a run from its last checkpoints")
+    p.set_defaults(entry="srdb_ros.training.pipeline:main")
+
+
+def _score(sub) -> None:
+    p = sub.add_parser("score", help="PSNR/SSIM of a model vs the baseline on image pairs",
+                       description="Deblur: --pairs DIR with blur/ and sharp/ folders, or a folder of sharp frames "
+                                   "blurred with --blur-seed; baseline = the blurry input, RGB. SR: --hr DIR of "
+                                   "high-resolution frames, LR by antialiased bicubic x4; baseline = bicubic "
+                                   "upscale, Y channel with a 4-pixel border.")
+    p.add_argument("--model", required=True, help="teacher, student or a .safetensors file")
+    p.add_argument("--task", choices=("deblur", "sr"), required=True)
+    p.add_argument("--pairs", default=None, help="deblur: folder with blur/ and sharp/, or a sharp folder")
+    p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
+    p.add_argument("--blur-seed", type=int, default=1234, help="seed of the synthetic blur (default 1234)")
+    p.add_argument("--blur-lr", action="store_true", help="sr: motion-blur HR frames before downscaling (Fig. 9)")
+    p.add_argument("--max-images", type=int, default=0, help="use at most this many images (0 = all)")
+    p.add_argument("--crop", type=int, default=0, help="centre-crop frames to at most this size (0 = whole)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
+
+
+COMMANDS = (_info, _export, _build_engine, _node, _train, _score)
 
 
 def build_parser() -> argparse.ArgumentParser:

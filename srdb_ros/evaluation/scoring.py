@@ -1,0 +1,125 @@
+"""Scoring a model on image pairs against the task's baseline (blurry input / bicubic upscale)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.blur import MotionBlurSynthesizer
+from ..data.datasets import bicubic_resize, list_images, read_image, to_image, to_tensor
+from .metrics import quality
+
+
+@dataclass
+class Pair:
+    name: str
+    input: np.ndarray  # HxWx3 float32 in [0, 1]
+    target: np.ndarray
+
+
+def center_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
+    """Centre crop to at most ``size`` per side, rounded down to ``multiple``."""
+    h, w = img.shape[:2]
+    ch = min(h, size) // multiple * multiple if size else h // multiple * multiple
+    cw = min(w, size) // multiple * multiple if size else w // multiple * multiple
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return img[y : y + ch, x : x + cw]
+
+
+def deblur_pairs_from_sharp(folder, seed: int = 1234, max_images: int = 0, crop: int = 0,
+                            synthesizer: MotionBlurSynthesizer | None = None) -> list[Pair]:
+    """Blur/sharp pairs from a folder of sharp frames with seeded synthetic blur (fixed per image index)."""
+    synth = synthesizer or MotionBlurSynthesizer(seed=seed)
+    files = list_images(folder)[: max_images or None]
+    pairs = []
+    for i, path in enumerate(files):
+        sharp = center_crop(read_image(path), crop)
+        pairs.append(Pair(path.name, synth.apply(sharp, i), sharp))
+    return pairs
+
+
+def deblur_pairs_from_folders(folder) -> list[Pair]:
+    """Real pairs: ``<folder>/blur/*`` and ``<folder>/sharp/*`` with the same names."""
+    folder = Path(folder)
+    return [Pair(b.name, read_image(b), read_image(folder / "sharp" / b.name)) for b in list_images(folder / "blur")]
+
+
+def sr_pairs_from_hr(folder, scale: int = 4, max_images: int = 0, crop: int = 0, blur_seed: int | None = None) -> list[Pair]:
+    """LR/HR pairs: HR cropped to a multiple of ``scale``, LR by antialiased bicubic (optionally blurred first)."""
+    synth = MotionBlurSynthesizer(seed=blur_seed) if blur_seed is not None else None
+    pairs = []
+    for i, path in enumerate(list_images(folder)[: max_images or None]):
+        hr = center_crop(read_image(path), crop, scale)
+        source = synth.apply(hr, i) if synth else hr
+        lr = to_image(bicubic_resize(to_tensor(source), 1.0 / scale))
+        pairs.append(Pair(path.name, lr, hr))
+    return pairs
+
+
+@torch.no_grad()
+def run_model(model, img: np.ndarray, task: str) -> np.ndarray:
+    """One HxWx3 float image through a PyTorch model for ``deblur`` or ``sr``."""
+    device = next(model.parameters()).device
+    x = to_tensor(img)[None].to(device)
+    out = model(x, task)
+    y = out.deblur[-1] if task == "deblur" else out.sr
+    return to_image(y[0].float())
+
+
+def baseline(pair: Pair, task: str, scale: int = 4) -> np.ndarray:
+    if task == "deblur":
+        return pair.input
+    return to_image(bicubic_resize(to_tensor(pair.input), float(scale)))
+
+
+def score(model, pairs: list[Pair], task: str, scale: int = 4) -> dict:
+    """Per-image and mean PSNR/SSIM of the model and of the baseline."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    for pair in pairs:
+        out = run_model(model, pair.input, task)
+        m = quality(out, pair.target, task, scale)
+        b = quality(baseline(pair, task, scale), pair.target, task, scale)
+        rows.append({"name": pair.name, "model_psnr": m["psnr"], "model_ssim": m["ssim"],
+                     "baseline_psnr": b["psnr"], "baseline_ssim": b["ssim"]})
+    model.train(was_training)
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("model_psnr", "model_ssim", "baseline_psnr", "baseline_ssim")}
+    return {**mean, "count": len(rows), "task": task, "images": rows}
+
+
+def main(args) -> int:
+    """``srdb score``."""
+    from ..models import load_model_or_config
+
+    model = load_model_or_config(args.model).eval()
+    if args.task == "deblur":
+        if args.pairs and (Path(args.pairs) / "blur").is_dir():
+            pairs = deblur_pairs_from_folders(args.pairs)
+        else:
+            folder = args.pairs or args.hr
+            if not folder:
+                raise ValueError("give --pairs DIR (with blur/ and sharp/) or a sharp folder with --pairs/--hr")
+            pairs = deblur_pairs_from_sharp(folder, args.blur_seed, args.max_images, args.crop)
+    else:
+        if not args.hr:
+            raise ValueError("--task sr needs --hr DIR (high-resolution frames)")
+        pairs = sr_pairs_from_hr(args.hr, 4, args.max_images, args.crop,
+                                 blur_seed=args.blur_seed if args.blur_lr else None)
+    result = score(model, pairs, args.task)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    baseline_name = "blurry input" if args.task == "deblur" else "bicubic"
+    convention = "RGB" if args.task == "deblur" else "Y channel, 4-px border"
+    print(f"{'image':40s} {'model PSNR':>10s} {'SSIM':>6s} {baseline_name + ' PSNR':>18s} {'SSIM':>6s}")
+    for r in result["images"]:
+        print(f"{r['name'][:40]:40s} {r['model_psnr']:10.2f} {r['model_ssim']:6.3f} {r['baseline_psnr']:18.2f} "
+              f"{r['baseline_ssim']:6.3f}")
+    print(f"{'mean (' + str(result['count']) + ' images, ' + convention + ')':40s} {result['model_psnr']:10.2f} "
+          f"{result['model_ssim']:6.3f} {result['baseline_psnr']:18.2f} {result['baseline_ssim']:6.3f}")
+    return 0

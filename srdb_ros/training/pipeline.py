@@ -1,0 +1,456 @@
+"""The multi-stage training pipeline (Fig. 5 of the paper), resumable at any step.
+
+Stages, in order (each reads the previous stage's weights from the run folder and writes its own):
+  init          optional start from reference MIMO-UNet / SPAN checkpoints (teacher)
+  phase1        deblurring with the shared encoder
+  phase2        encoder and deblur branch frozen; fitting conv + SPAN trained for x4 SR
+  dann          both tasks on EO + domain classifiers (gradient reversal) against unlabelled IR, lr 1e-5
+  distill       teacher -> student (feature + pseudo + GT loss)
+  student_dann  student fine-tune + DANN
+  export        deploy form -> safetensors -> ONNX per task -> TensorRT engine where TensorRT is present
+
+Run folder: ``<stage>/last.pt`` (resumable checkpoint, written atomically), ``<stage>/<model>.safetensors`` and
+``<stage>/done.json`` when finished, ``metrics.csv`` (one row per logged step), ``validation.csv`` (after
+each stage), ``tb/`` TensorBoard logs, ``schedule.json`` (what actually ran, on what hardware).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.blur import MotionBlurSynthesizer
+from ..data.datasets import GoProDataset, SRDataset, SyntheticBlurDataset, UnlabeledDataset, collate
+from ..evaluation.scoring import deblur_pairs_from_sharp, score, sr_pairs_from_hr
+from ..models import (
+    SRDeblurNet,
+    build_model,
+    load_mimo_unet_reference,
+    load_model,
+    load_span_reference,
+    save_model,
+)
+from .objectives import DANNObjective, DistillObjective, Phase1Objective, Phase2Objective
+
+LOG = logging.getLogger(__name__)
+
+STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export")
+TEACHER_STAGES = ("init", "phase1", "phase2", "dann")
+
+
+def resolve_path(value: str, base: Path) -> str:
+    """Relative data paths are looked up from the working directory, then from the package share folder."""
+    if not value:
+        return value
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return str(path)
+    return str(base / path)
+
+
+def load_config(path: str | Path) -> dict:
+    from ..resources import share_dir
+
+    cfg = yaml.safe_load(Path(path).read_text())
+    base = share_dir()
+    data = cfg.setdefault("data", {})
+    for key, value in list(data.items()):
+        if isinstance(value, list):
+            data[key] = [resolve_path(v, base) for v in value]
+        elif isinstance(value, str) and key != "gopro_split":
+            data[key] = resolve_path(value, base)
+    init = cfg.get("stages", {}).get("init", {})
+    for key in ("mimo_unet", "span"):
+        if init.get(key):
+            init[key] = resolve_path(init[key], base)
+    return cfg
+
+
+@dataclass
+class Context:
+    cfg: dict
+    run_dir: Path
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    writer: object = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+
+class StepBatches(Dataset):
+    """Item ``step`` is the whole batch of that step for this rank: every draw is a function of the step."""
+
+    def __init__(self, sources: dict[str, Dataset], batch: int, rank: int, world: int) -> None:
+        self.sources, self.batch, self.rank, self.world = sources, batch, rank, world
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, step: int) -> dict:
+        first = (step * self.world + self.rank) * self.batch
+        return {name: collate([ds[first + k] for k in range(self.batch)]) for name, ds in self.sources.items()}
+
+
+def _to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return tuple(_to_device(v, device) for v in batch)
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _steps(section: dict, dataset_len: int) -> int:
+    """``steps`` directly, or ``epochs`` x (dataset size / batch)."""
+    if "steps" in section:
+        return int(section["steps"])
+    return int(section.get("epochs", 0) * max(1, dataset_len // section.get("batch", 1)))
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
+    data = ctx.cfg["data"]
+    synth = MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed})
+    if data.get("gopro_root"):
+        return GoProDataset(data["gopro_root"], data.get("gopro_split", "train"), crop, seed)
+    return SyntheticBlurDataset(data["eo_train"], crop, seed, synth)
+
+
+def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
+    data = ctx.cfg["data"]
+    return SRDataset(data.get("sr_train") or data["eo_train"], data.get("sr_lr_train") or None, 4, lr_crop, seed,
+                     data.get("sr_blur_prob", 0.0), MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed + 7}))
+
+
+def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
+    return UnlabeledDataset(ctx.cfg["data"]["ir_train"], crop, seed)
+
+
+# -- the training loop -------------------------------------------------------------------------------------------
+def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: dict[str, Dataset], section: dict) -> dict:
+    """Adam + cosine schedule over ``steps``; resumes from ``<stage>/last.pt``; returns the last logs."""
+    from tqdm import tqdm
+
+    steps = _steps(section, len(next(iter(sources.values()))))
+    lr = float(section.get("lr", 1e-4))
+    stage_dir = ctx.stage_dir(stage)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    objective.to(ctx.device).train()
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps),
+                                                           eta_min=lr * section.get("final_lr_ratio", 0.01))
+    start = 0
+    ckpt_path = stage_dir / "last.pt"
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        objective.load_state_dict(ckpt["objective"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start = int(ckpt["step"])
+        LOG.info("%s: resuming at step %d of %d", stage, start, steps)
+    model = DistributedDataParallel(objective, find_unused_parameters=True) if ctx.world > 1 else objective
+    loader = DataLoader(StepBatches(sources, int(section.get("batch", 1)), ctx.rank, ctx.world),
+                        sampler=range(start, steps), batch_size=None, num_workers=int(ctx.cfg.get("workers", 0)),
+                        persistent_workers=False)
+    every = int(ctx.cfg.get("checkpoint_every", 100))
+    log_every = int(ctx.cfg.get("log_every", 10))
+    logs: dict = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=steps, initial=start, desc=stage, disable=not ctx.is_main, dynamic_ncols=True)
+    for step, batch in zip(range(start, steps), loader):
+        loss, logs = model(_to_device(batch, ctx.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        bar.update(1)
+        done = step + 1
+        if ctx.is_main and (done % log_every == 0 or done == steps):
+            row = {"stage": stage, "step": done, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
+                   "seconds": round(time.perf_counter() - t0, 2), **logs}
+            _append_csv(ctx.run_dir / "metrics.csv", row)
+            if ctx.writer is not None:
+                for key, value in row.items():
+                    if isinstance(value, float):
+                        ctx.writer.add_scalar(f"{stage}/{key}", value, done)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if ctx.is_main and (done % every == 0 or done == steps):
+            _atomic_save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "step": done, "torch_rng": torch.get_rng_state()},
+                         ckpt_path)
+    bar.close()
+    if ctx.world > 1:
+        dist.barrier()
+    return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1), "lr": lr,
+            "batch": int(section.get("batch", 1)), **{k: v for k, v in logs.items()}}
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    exists = path.is_file()
+    fields = list(row)
+    if exists:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        fields = header + [k for k in row if k not in header]
+        if fields != header:  # new columns: rewrite with the wider header
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(rows)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        if not exists:
+            w.writeheader()
+        w.writerow(row)
+
+
+# -- stages ------------------------------------------------------------------------------------------------------
+def _previous(ctx: Context, stage: str, role: str) -> SRDeblurNet:
+    """The newest finished model of ``role`` (teacher/student) from stages before ``stage``."""
+    order = STAGES[: STAGES.index(stage)]
+    for prev in reversed(order):
+        path = ctx.stage_dir(prev) / f"{role}.safetensors"
+        if (ctx.stage_dir(prev) / "done.json").is_file() and path.is_file():
+            return load_model(path)
+    if role == "teacher":
+        raise FileNotFoundError(f"stage {stage} needs a teacher from an earlier stage; run `--stages init` first")
+    init = ctx.cfg.get("stages", {}).get("distill", {}).get("student_init", "")
+    return load_model(init) if init else build_model(ctx.cfg.get("student", "student"))
+
+
+def stage_init(ctx: Context, section: dict) -> dict:
+    model = build_model(ctx.cfg.get("teacher", "teacher"))
+    if section.get("mimo_unet"):
+        load_mimo_unet_reference(model, section["mimo_unet"])
+    if section.get("span"):
+        load_span_reference(model, section["span"])
+    _finish(ctx, "init", model, "teacher", {"mimo_unet": section.get("mimo_unet", ""), "span": section.get("span", "")})
+    return {"from": {"mimo_unet": section.get("mimo_unet") or "random init", "span": section.get("span") or "random init"}}
+
+
+def stage_phase1(ctx: Context, section: dict) -> dict:
+    model = _previous(ctx, "phase1", "teacher")
+    info = train_stage(ctx, "phase1", Phase1Objective(model), {"deblur": deblur_source(ctx, section.get("crop", 256),
+                                                                                     ctx.cfg["seed"] + 1)}, section)
+    _finish(ctx, "phase1", model, "teacher", info)
+    return info
+
+
+def stage_phase2(ctx: Context, section: dict) -> dict:
+    model = _previous(ctx, "phase2", "teacher")
+    objective = Phase2Objective(model)
+    info = train_stage(ctx, "phase2", objective, {"sr": sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)},
+                       section)
+    model.requires_grad_(True)
+    model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    _finish(ctx, "phase2", model, "teacher", info)
+    return info
+
+
+def _dann_sources(ctx: Context, section: dict, seed: int) -> dict[str, Dataset]:
+    crop = section.get("crop", 256)
+    return {"deblur": deblur_source(ctx, crop, seed), "sr": sr_source(ctx, section.get("lr_crop", crop // 4), seed + 1),
+            "target": target_source(ctx, crop, seed + 2)}
+
+
+def stage_dann(ctx: Context, section: dict) -> dict:
+    model = _previous(ctx, "dann", "teacher")
+    objective = DANNObjective(model, section.get("grl_coeff", 1.0), section.get("domain_weight", 1.0))
+    info = train_stage(ctx, "dann", objective, _dann_sources(ctx, section, ctx.cfg["seed"] + 3), section)
+    model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    _finish(ctx, "dann", model, "teacher", info)
+    return info
+
+
+def stage_distill(ctx: Context, section: dict) -> dict:
+    teacher = _previous(ctx, "distill", "teacher")
+    student = _previous(ctx, "distill", "student")
+    crop = section.get("crop", 256)
+    sources = {"deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
+               "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5)}
+    info = train_stage(ctx, "distill", DistillObjective(student, teacher), sources, section)
+    student.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    _finish(ctx, "distill", student, "student", info)
+    return info
+
+
+def stage_student_dann(ctx: Context, section: dict) -> dict:
+    student = _previous(ctx, "student_dann", "student")
+    objective = DANNObjective(student, section.get("grl_coeff", 1.0), section.get("domain_weight", 1.0))
+    info = train_stage(ctx, "student_dann", objective, _dann_sources(ctx, section, ctx.cfg["seed"] + 6), section)
+    student.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    _finish(ctx, "student_dann", student, "student", info)
+    return info
+
+
+def stage_export(ctx: Context, section: dict) -> dict:
+    from ..export.onnx_export import export_onnx
+
+    student = _previous(ctx, "export", "student")
+    out = ctx.stage_dir("export")
+    out.mkdir(parents=True, exist_ok=True)
+    weights = save_model(student, out / "srdb_student.safetensors")
+    info: dict = {"weights": str(weights), "onnx": {}, "engines": {}}
+    for task in section.get("tasks", ["deblur", "sr", "both"]):
+        result = export_onnx(copy.deepcopy(student), task, out / f"srdb_student_{task}.onnx")
+        info["onnx"][task] = {"path": str(result.path), "max_abs_diff": result.max_abs_diff}
+        if section.get("tensorrt", True):
+            try:
+                import tensorrt  # noqa: F401
+            except ImportError:
+                info["engines"][task] = "skipped: tensorrt is not installed"
+                continue
+            from ..export.tensorrt_build import build_engine
+
+            build_engine(result.path, out / f"srdb_student_{task}.engine")
+            info["engines"][task] = str(out / f"srdb_student_{task}.engine")
+    (out / "done.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+STAGE_FUNCS = {"init": stage_init, "phase1": stage_phase1, "phase2": stage_phase2, "dann": stage_dann,
+               "distill": stage_distill, "student_dann": stage_student_dann, "export": stage_export}
+
+
+def _finish(ctx: Context, stage: str, model: SRDeblurNet, role: str, info: dict) -> None:
+    if ctx.is_main:
+        save_model(model, ctx.stage_dir(stage) / f"{role}.safetensors", {"stage": stage})
+        ctx.stage_dir(stage).mkdir(parents=True, exist_ok=True)
+        (ctx.stage_dir(stage) / "done.json").write_text(json.dumps(info, indent=2, default=str))
+    if ctx.world > 1:
+        dist.barrier()
+
+
+# -- validation --------------------------------------------------------------------------------------------------
+def validate(ctx: Context, stage: str, model: SRDeblurNet) -> dict:
+    """PSNR/SSIM on the validation frames: deblur (synthetic blur) and x4 SR, EO and IR."""
+    val = ctx.cfg.get("validation", {})
+    data = ctx.cfg["data"]
+    n, crop = int(val.get("max_images", 8)), int(val.get("crop", 256))
+    results = {}
+    model = model.to(ctx.device).eval()
+    for domain, key in (("eo", "eo_val"), ("ir", "ir_val")):
+        if not data.get(key):
+            continue
+        results[f"{domain}_deblur"] = score(model, deblur_pairs_from_sharp(data[key], 4321, n, crop), "deblur")
+        results[f"{domain}_sr"] = score(model, sr_pairs_from_hr(data[key], 4, n, crop), "sr")
+    row = {"stage": stage, "model": model.config.name}
+    for name, r in results.items():
+        row.update({f"{name}_psnr": round(r["model_psnr"], 3), f"{name}_ssim": round(r["model_ssim"], 4),
+                    f"{name}_baseline_psnr": round(r["baseline_psnr"], 3)})
+    _append_csv(ctx.run_dir / "validation.csv", row)
+    return row
+
+
+# -- entry point -------------------------------------------------------------------------------------------------
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def run(config_path: str | Path, output: str | Path | None = None, stages: list[str] | None = None,
+        resume: bool = False) -> dict:
+    """Run the pipeline's stages in order; returns the per-stage summary."""
+    cfg = load_config(config_path)
+    cfg.setdefault("seed", 0)
+    rank, world, device = _setup_distributed()
+    run_dir = Path(output or Path("runs") / cfg.get("name", Path(config_path).stem))
+    if rank == 0:
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or --output NEW_DIR")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if world > 1:
+        dist.barrier()
+    torch.manual_seed(cfg["seed"] + rank)
+    writer = None
+    if rank == 0:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(run_dir / "tb"))
+        except ImportError:
+            LOG.warning("tensorboard is not installed; no TensorBoard logs")
+    ctx = Context(cfg, run_dir, device, rank, world, writer)
+    wanted = stages or [s for s in STAGES if cfg.get("stages", {}).get(s, {}).get("enabled", True)]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
+    summary = {}
+    for stage in [s for s in STAGES if s in wanted]:
+        done = ctx.stage_dir(stage) / "done.json"
+        if done.is_file():
+            LOG.info("%s: already done, skipping", stage)
+            summary[stage] = json.loads(done.read_text())
+        else:
+            summary[stage] = STAGE_FUNCS[stage](ctx, cfg.get("stages", {}).get(stage, {}))
+        if stage != "export" and rank == 0 and ctx.cfg.get("validation", {}).get("enabled", True):
+            role = "teacher" if stage in TEACHER_STAGES else "student"
+            summary[stage]["validation"] = validate(ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors"))
+    if rank == 0:
+        schedule = {"hardware": {"device": str(device), "world_size": world, "cpu": platform.processor() or platform.machine(),
+                                 "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                                 "torch": torch.__version__, "threads": torch.get_num_threads()},
+                    "stages": summary}
+        (run_dir / "schedule.json").write_text(json.dumps(schedule, indent=2, default=str))
+        if writer is not None:
+            writer.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    print(f"{'stage':13s} {'steps':>6s} {'time s':>8s}  validation PSNR (model / baseline) dB")
+    for stage, info in summary.items():
+        val = info.get("validation", {}) if isinstance(info, dict) else {}
+        scores = "  ".join(f"{k.removesuffix('_psnr')} {v:.2f}/{val.get(k.replace('_psnr', '_baseline_psnr'), float('nan')):.2f}"
+                           for k, v in val.items() if k.endswith("_psnr") and "baseline" not in k)
+        print(f"{stage:13s} {str(info.get('steps', '-')):>6s} {str(info.get('seconds', '-')):>8s}  {scores}")
+
+
+def main(args) -> int:
+    """``srdb train``."""
+    stages = args.stages.split(",") if args.stages else None
+    summary = run(args.config, args.output, stages, args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_table(summary)
+    return 0
