@@ -88,7 +88,26 @@ def _score(sub) -> None:
     p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
 
 
-COMMANDS = (_info, _export, _build_engine, _node, _train, _score)
+def _bench(sub) -> None:
+    p = sub.add_parser("bench", help="latency/FPS per backend and task, with the ratio to the reference code",
+                       description="Time each backend per task at the paper's resolutions (1240x984 deblur, "
+                                   "310x246 -> x4 SR) and at --size: model-only and end-to-end (with pre/post-"
+                                   "processing), median and p95. The official MIMO-UNet/SPAN forward (eager fp32) "
+                                   "runs in the same process; ratio = its median / ours.")
+    p.add_argument("--model", default="student", help="teacher, student or a .safetensors file")
+    p.add_argument("--task", choices=(*TASK_CHOICES, "all"), default="all")
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt", "all"), default="all")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp16", help="CUDA precision (torch)")
+    p.add_argument("--size", default=None, help="extra input size WxH, e.g. 640x512")
+    p.add_argument("--repeats", type=int, default=0, help="timed runs per case (default 3 on CPU, 50 on CUDA)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1 on CPU, 10 on CUDA)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's default)")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.set_defaults(entry="srdb_ros.inference.bench:main")
+
+
+COMMANDS = (_info, _export, _build_engine, _node, _train, _score, _bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

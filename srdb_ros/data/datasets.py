@@ -29,11 +29,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 def list_images(folders: str | Path | list) -> list[Path]:
-    """All images under one or several folders (recursively), sorted."""
+    """All images under one or several folders (recursively, sorted), or listed in ``.txt`` split files
+    (one path per line, relative to the list file)."""
     folders = [folders] if isinstance(folders, (str, Path)) else folders
     files: list[Path] = []
     for folder in folders:
         folder = Path(folder)
+        if folder.suffix == ".txt" and folder.is_file():
+            lines = [line.strip() for line in folder.read_text().splitlines()]
+            listed = [(folder.parent / line).resolve() for line in lines if line and not line.startswith("#")]
+            missing = [p for p in listed if not p.is_file()]
+            if missing:
+                raise FileNotFoundError(f"{missing[0]}: listed in {folder} but not found")
+            files += listed
+            continue
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: image folder not found")
         files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -269,12 +269,38 @@ def stage_phase1(ctx: Context, section: dict) -> dict:
 def stage_phase2(ctx: Context, section: dict) -> dict:
     model = _previous(ctx, "phase2", "teacher")
     objective = Phase2Objective(model)
-    info = train_stage(ctx, "phase2", objective, {"sr": sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)},
-                       section)
+    source = sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)
+    if section.get("fit_init") == "least_squares" and not (ctx.stage_dir("phase2") / "last.pt").is_file():
+        lr = collate([source[-1 - i] for i in range(int(section.get("fit_init_images", 16)))])[0]
+        residual = fit_conv_least_squares(model, lr.to(ctx.device))
+        LOG.info("phase2: fitting conv initialised by least squares (RMS residual %.4f)", residual)
+    info = train_stage(ctx, "phase2", objective, {"sr": source}, section)
     model.requires_grad_(True)
     model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
     _finish(ctx, "phase2", model, "teacher", info)
     return info
+
+
+@torch.no_grad()
+def fit_conv_least_squares(model: SRDeblurNet, lr: torch.Tensor, ridge: float = 1e-3) -> float:
+    """Set the fitting conv so that it reproduces the LR input from the encoder's skip feature (ridge regression).
+
+    SPAN expects an image-like input; starting from the best linear read-out of the image from the frozen
+    encoder's features lets phase 2 train SPAN instead of first rediscovering that mapping.
+    """
+    model.to(lr.device)
+    feats = model.encode(lr, "sr").skip1
+    k = model.fit.kernel_size[0]
+    cols = torch.nn.functional.unfold(feats, k, padding=k // 2)  # N, C*k*k, H*W
+    x = cols.permute(0, 2, 1).reshape(-1, cols.shape[1]).double()
+    x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], 1)
+    y = lr.permute(0, 2, 3, 1).reshape(-1, lr.shape[1]).double()
+    gram = x.T @ x
+    gram += ridge * torch.eye(len(gram), dtype=gram.dtype, device=gram.device) * gram.diagonal().mean()
+    w = torch.linalg.solve(gram, x.T @ y)  # (C*k*k + 1, 3)
+    model.fit.weight.copy_(w[:-1].T.reshape_as(model.fit.weight).float())
+    model.fit.bias.copy_(w[-1].float())
+    return float(((x @ w - y) ** 2).mean().sqrt())
 
 
 def _dann_sources(ctx: Context, section: dict, seed: int) -> dict[str, Dataset]:
@@ -295,6 +321,9 @@ def stage_dann(ctx: Context, section: dict) -> dict:
 def stage_distill(ctx: Context, section: dict) -> dict:
     teacher = _previous(ctx, "distill", "teacher")
     student = _previous(ctx, "distill", "student")
+    fresh = not (ctx.stage_dir("distill") / "last.pt").is_file()
+    if fresh and section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
+        student.span.load_state_dict(teacher.span.state_dict())
     crop = section.get("crop", 256)
     sources = {"deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
                "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5)}

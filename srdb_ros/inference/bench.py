@@ -1,0 +1,160 @@
+"""``srdb bench``: latency of each backend and task against the reference code, in one process.
+
+For every (backend, task, size): model-only latency (the backend on a padded float array) and end-to-end
+latency (uint8 image -> pre-processing -> backend -> post-processing -> uint8 image), median and p95, FPS,
+and the ratio of the reference's median to ours (> 1 means faster than the reference). The reference is the
+official MIMO-UNet-16 / SPAN-48 forward in eager fp32 (see :mod:`srdb_ros.models.reference`): for ``deblur``
+MIMO-UNet on the frame, for ``sr``/``both`` MIMO-UNet then SPAN on the low-resolution frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..models import load_model_or_config
+from ..models.reference import ReferencePipeline
+from .backends import ModelFiles, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
+from .enhancer import Enhancer
+from .processing import pad_array
+
+LOG = logging.getLogger(__name__)
+
+PAPER_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}  # (W, H) of the input
+
+
+@dataclass
+class Record:
+    backend: str
+    device: str
+    task: str
+    size: str  # input WxH
+    mode: str  # "model" or "end_to_end"
+    median_ms: float
+    p95_ms: float
+    fps: float
+    ratio_vs_reference: float | None = None
+    peak_gpu_mib: float | None = None
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_call(fn, repeats: int, warmup: int, device: str = "cpu") -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _record(backend: str, device: str, task: str, size, mode: str, times: list[float], peak=None) -> Record:
+    med = statistics.median(times)
+    p95 = float(np.percentile(times, 95))
+    return Record(backend, device, task, f"{size[0]}x{size[1]}", mode, round(med, 2), round(p95, 2),
+                  round(1e3 / med, 2), None, peak)
+
+
+def reference_records(task: str, size, device: str, repeats: int, warmup: int, base_channels: int) -> Record:
+    ref = ReferencePipeline(base_channels).eval().to(device)
+    x = torch.rand(1, 3, size[1] + (-size[1]) % 4, size[0] + (-size[0]) % 4, device=device)
+    with torch.no_grad():
+        times = time_call(lambda: ref(x, task), repeats, warmup, device)
+    return _record("reference", device, task, size, "model", times)
+
+
+def make_backends(names: list[str], device: str, model_spec: str, precision: str, workdir) -> list:
+    """Backends to time; those that cannot run here are skipped with a log line."""
+    from ..models import save_model
+
+    model = load_model_or_config(model_spec)
+    weights = workdir / "bench_model.safetensors"
+    save_model(model, weights)
+    backends = []
+    for name in names:
+        try:
+            if name == "torch":
+                backends.append(TorchBackend(load_model_or_config(str(weights)), device, precision))
+            elif name == "onnxruntime":
+                backends.append(OnnxRuntimeBackend(ModelFiles(weights=str(weights)), device))
+            elif name == "tensorrt":
+                backends.append(TensorRTBackend(ModelFiles(weights=str(weights),
+                                                           engine=str(workdir / "bench_{task}.engine"))))
+        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            print(f"skipping {name}: {exc}")
+    return backends
+
+
+def run_bench(args) -> list[Record]:
+    import tempfile
+    from pathlib import Path
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: torch sees no CUDA GPU")
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    repeats = args.repeats or (50 if device == "cuda" else 3)
+    warmup = args.warmup if args.warmup is not None else (10 if device == "cuda" else 1)
+    tasks = [args.task] if args.task != "all" else ["deblur", "sr", "both"]
+    names = ["torch", "onnxruntime", "tensorrt"] if args.backend == "all" else [args.backend]
+    base = load_model_or_config(args.model).config.base_channels
+    records: list[Record] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = make_backends(names, device, args.model, args.precision, Path(tmp))
+        for task in tasks:
+            sizes = [PAPER_SIZES[task]] + ([tuple(int(v) for v in args.size.lower().split("x"))] if args.size else [])
+            for size in sizes:
+                w, h = size
+                ref = reference_records(task, size, device, repeats, warmup, base)
+                records.append(ref)
+                image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                x, _ = pad_array(np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32), 4)
+                for backend in backends:
+                    dev = getattr(backend, "device", device)
+                    dev = dev.type if hasattr(dev, "type") else str(dev)
+                    if device == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    model_times = time_call(lambda: backend.infer(task, x), repeats, warmup, device)
+                    enhancer = Enhancer(backend)
+                    e2e_times = time_call(lambda: enhancer.enhance(image, task), repeats, max(1, warmup // 2), device)
+                    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+                    for mode, times in (("model", model_times), ("end_to_end", e2e_times)):
+                        rec = _record(backend.describe(), dev, task, size, mode, times, peak)
+                        rec.ratio_vs_reference = round(ref.median_ms / rec.median_ms, 3)
+                        records.append(rec)
+                        if not args.json:
+                            _print_row(rec)
+                if not args.json:
+                    _print_row(ref)
+    return records
+
+
+def _print_row(r: Record) -> None:
+    ratio = f"{r.ratio_vs_reference:.2f}x" if r.ratio_vs_reference is not None else "1.00x (ref)"
+    peak = f" peak {r.peak_gpu_mib:.0f} MiB" if r.peak_gpu_mib else ""
+    print(f"{r.backend:42s} {r.task:7s} {r.size:>9s} {r.mode:10s} median {r.median_ms:9.1f} ms  "
+          f"p95 {r.p95_ms:9.1f} ms  {r.fps:7.2f} FPS  vs reference {ratio}{peak}", flush=True)
+
+
+def main(args) -> int:
+    """``srdb bench``."""
+    if not args.json:
+        print(f"srdb bench: model {args.model}, device {args.device}; ratio = reference median / ours "
+              f"(reference: official MIMO-UNet + SPAN forward, eager fp32)")
+    records = run_bench(args)
+    if args.json:
+        print(json.dumps([asdict(r) for r in records], indent=2))
+    return 0

@@ -1,0 +1,244 @@
+"""Issue 5: pre/post-processing, ONNX export and parity, backends, selection and error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from srdb_ros.inference import (
+    AGCConfig,
+    BackendError,
+    Enhancer,
+    Frame,
+    ModelFiles,
+    OnnxRuntimeBackend,
+    TensorRTBackend,
+    TorchBackend,
+    create_backend,
+)
+from srdb_ros.inference.processing import array_to_image, image_to_array, pad_array, run_tiled
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, order",
+    [((13, 17), np.uint8, "mono"), ((13, 17, 1), np.uint8, "mono"), ((13, 17, 3), np.uint8, "rgb"),
+     ((13, 17, 3), np.uint8, "bgr"), ((13, 17), np.uint16, "mono"), ((13, 17, 3), np.float32, "rgb")],
+)
+def test_pre_post_round_trip(shape, dtype, order):
+    rng = np.random.default_rng(0)
+    if dtype == np.float32:
+        img = rng.random(shape, dtype=np.float32)
+    else:
+        img = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=np.int64).astype(dtype)
+    agc = AGCConfig(mode="full")
+    x, layout = image_to_array(img, "bgr" if order == "bgr" else "rgb", agc)
+    assert x.dtype == np.float32 and x.shape == (1, 1 if order == "mono" else 3, 13, 17)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    back = array_to_image(x, layout)
+    assert back.dtype == img.dtype and back.shape == img.shape
+    if dtype == np.float32:
+        np.testing.assert_allclose(back, img, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(back, img)
+
+
+def test_bgr_is_fed_to_the_network_as_rgb():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[..., 0] = 255  # blue in BGR
+    x, _ = image_to_array(img, "bgr")
+    assert x[0, 2].min() == 1.0 and x[0, 0].max() == 0.0
+
+
+def test_agc_percentile_stretch_and_inverse():
+    rng = np.random.default_rng(1)
+    thermal = (2600 + rng.normal(0, 30, (64, 80))).clip(0, 65535).astype(np.uint16)  # 14-bit-like, low contrast
+    agc = AGCConfig("percentile", 1.0, 99.0)
+    x, layout = image_to_array(thermal, agc=agc)
+    lo, hi = np.percentile(thermal, [1, 99])
+    assert layout.value_range == pytest.approx((lo, hi))
+    assert x.min() == 0.0 and x.max() == 1.0 and 0.3 < x.mean() < 0.7  # stretched, not crushed
+    back = array_to_image(x, layout)
+    inside = (thermal >= lo) & (thermal <= hi)
+    assert np.abs(back.astype(int) - thermal.astype(int))[inside].max() <= 1
+    fixed = AGCConfig("fixed", fixed_min=2000, fixed_max=3000)
+    x2, layout2 = image_to_array(thermal, agc=fixed)
+    assert layout2.value_range == (2000.0, 3000.0)
+    np.testing.assert_allclose(x2[0, 0], (thermal - 2000) / 1000, atol=1e-6)
+
+
+def test_agc_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        AGCConfig("auto")
+    with pytest.raises(ValueError):
+        AGCConfig(low_percentile=99, high_percentile=1)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4), np.uint8), np.zeros((4, 4), np.int32)])
+def test_bad_images_are_rejected(bad):
+    with pytest.raises(ValueError):
+        image_to_array(bad)
+
+
+def test_padding_and_tiling_match_whole_frame_for_a_local_operator():
+    x = np.random.default_rng(2).random((1, 3, 37, 45), dtype=np.float32)
+    padded, size = pad_array(x, 4)
+    assert padded.shape[-2:] == (40, 48) and size == (37, 45)
+
+    def upscale2(t):  # a pointwise op with x2 output: tiling must reproduce it exactly
+        return np.repeat(np.repeat(t * 2.0, 2, axis=2), 2, axis=3)
+
+    whole = upscale2(x)
+    tiled = run_tiled(upscale2, x, tile=16, overlap=4, scale=2, multiple=4)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+
+def test_tiled_enhancer_is_close_to_whole_frame(student_weights):
+    backend = TorchBackend(student_weights, "cpu")
+    img = (np.random.default_rng(3).random((48, 64, 3)) * 255).astype(np.uint8)
+    whole = Enhancer(backend).enhance(img, "both")
+    tiled = Enhancer(backend, tile_size=40, tile_overlap=12).enhance(img, "both")
+    assert tiled.deblurred.shape == whole.deblurred.shape and tiled.super_resolved.shape == whole.super_resolved.shape
+    # centre pixels far from tile seams agree; seams differ only by the receptive field cut at the overlap
+    assert np.mean(np.abs(tiled.deblurred.astype(int) - whole.deblurred.astype(int))) < 8
+
+
+def _export(tmp_path, weights, task):
+    out = tmp_path / f"m_{task}.onnx"
+    result = subprocess.run([sys.executable, "-m", "srdb_ros.cli", "export", "--model", str(weights), "--task", task,
+                             "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+@pytest.mark.parametrize("task", ["deblur", "sr", "both"])
+def test_export_cli_onnx_parity(tmp_path, student_weights, task):
+    import onnx
+    import onnxruntime as ort
+
+    out, stdout = _export(tmp_path, student_weights, task)
+    assert "max abs diff" in stdout
+    diff = float(stdout.rsplit("max abs diff:", 1)[1].split()[0])
+    assert diff <= 1e-3
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto)
+    assert {p.key: p.value for p in proto.metadata_props}["task"] == task
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {"image": np.random.default_rng(0).random((1, 3, 20, 28), dtype=np.float32)})
+    expected = {"deblur": [(1, 3, 20, 28)], "sr": [(1, 3, 80, 112)], "both": [(1, 3, 20, 28), (1, 3, 80, 112)]}[task]
+    assert [o.shape for o in outs] == expected
+
+
+def test_backends_agree(tmp_path, student_weights):
+    torch_b = TorchBackend(student_weights, "cpu")
+    ort_b = OnnxRuntimeBackend(ModelFiles(weights=str(student_weights)), "cpu")
+    x = np.random.default_rng(4).random((1, 3, 24, 32), dtype=np.float32)
+    a, b = torch_b.infer("both", x), ort_b.infer("both", x)
+    for key in ("deblur", "sr"):
+        assert np.abs(a[key] - b[key]).max() < 1e-3
+
+
+def test_enhancer_batches_equal_shapes_and_keeps_dtypes(student_weights):
+    enhancer = Enhancer(TorchBackend(student_weights, "cpu"))
+    eo = (np.random.default_rng(5).random((24, 30, 3)) * 255).astype(np.uint8)
+    ir = (np.random.default_rng(6).random((24, 30)) * 65535).astype(np.uint16)
+    calls = []
+    original = enhancer.backend.infer
+    enhancer.backend.infer = lambda task, x: calls.append(x.shape) or original(task, x)
+    results = enhancer.enhance_batch([Frame(eo, "sr", "rgb"), Frame(ir, "sr")])
+    assert calls == [(2, 3, 24, 32)]
+    assert results[0].super_resolved.shape == (96, 120, 3) and results[0].super_resolved.dtype == np.uint8
+    assert results[1].super_resolved.shape == (96, 120) and results[1].super_resolved.dtype == np.uint16
+    assert set(results[0].timings_ms) == {"preprocess", "infer", "postprocess"}
+    with pytest.raises(ValueError, match="one task"):
+        enhancer.enhance_batch([Frame(eo, "sr"), Frame(eo, "deblur")])
+
+
+def test_auto_backend_falls_back_and_says_why(student_weights, caplog):
+    caplog.set_level("INFO")
+    backend = create_backend("auto", ModelFiles(weights=str(student_weights)), device="cpu")
+    assert backend.name in ("onnxruntime", "torch")
+    assert "backend auto ->" in caplog.text and "tensorrt" in caplog.text
+
+
+def test_missing_and_corrupt_files_give_one_line_errors(tmp_path):
+    with pytest.raises(BackendError, match=r"missing\.safetensors: weight file not found"):
+        create_backend("torch", ModelFiles(weights=str(tmp_path / "missing.safetensors")), "cpu")
+    with pytest.raises(BackendError, match=r"nowhere_deblur\.onnx: ONNX file not found.*srdb export"):
+        OnnxRuntimeBackend(ModelFiles(onnx=str(tmp_path / "nowhere_{task}.onnx")), "cpu").infer(
+            "deblur", np.zeros((1, 3, 8, 8), np.float32))
+    bad = tmp_path / "bad_deblur.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    with pytest.raises(BackendError, match=r"bad_deblur\.onnx: not a loadable ONNX model") as err:
+        OnnxRuntimeBackend(ModelFiles(onnx=str(tmp_path / "bad_{task}.onnx")), "cpu").infer(
+            "deblur", np.zeros((1, 3, 8, 8), np.float32))
+    assert "\n" not in str(err.value)
+    with pytest.raises(BackendError, match="backend must be one of"):
+        create_backend("openvino", ModelFiles())
+
+
+def test_cuda_requests_fail_clearly_without_a_gpu(student_weights):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(BackendError, match="no CUDA GPU"):
+        TorchBackend(student_weights, "cuda")
+
+
+def test_tensorrt_backend(tmp_path, student_weights):
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable on this machine (needs NVIDIA TensorRT 10)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a CUDA GPU")
+    files = ModelFiles(weights=str(student_weights), engine=str(tmp_path / "s_{task}.engine"))
+    backend = TensorRTBackend(files)
+    x = np.random.default_rng(7).random((1, 3, 64, 64), dtype=np.float32)
+    out = backend.infer("deblur", x)["deblur"]
+    ref = TorchBackend(student_weights, "cpu").infer("deblur", x)["deblur"]
+    assert np.abs(out - ref).max() < 0.05
+    info = json.loads((tmp_path / "s_deblur.engine.json").read_text())
+    assert info["tensorrt_version"] == trt.__version__
+
+
+def test_tensorrt_missing_is_reported():
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendError, match="tensorrt"):
+            TensorRTBackend(ModelFiles(engine="x.engine"))
+        return
+    pytest.skip("tensorrt is installed here; covered by test_tensorrt_backend")
+
+
+def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
+    from srdb_ros.export import tensorrt_build
+
+    engine = tmp_path / "e.engine"
+    engine.write_bytes(b"x")
+    tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t").save(engine)
+    monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.3.0", "NVIDIA H100", "9.0"))
+    assert "TensorRT 10.0.1" in tensorrt_build.engine_mismatch(engine)
+    monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA H100", "9.0"))
+    assert "RTX A4500" in tensorrt_build.engine_mismatch(engine)
+    monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6"))
+    assert tensorrt_build.engine_mismatch(engine) is None
+    with pytest.raises(tensorrt_build.EngineError, match="rebuild"):
+        tensorrt_build.EngineInfo.load(tmp_path / "other.engine")
+
+
+def test_bench_json_has_ratio_column(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "srdb_ros.cli", "bench", "--task", "sr", "--backend", "onnxruntime",
+                          "--device", "cpu", "--size", "64x48", "--repeats", "1", "--warmup", "0", "--json"],
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    ours = [r for r in records if r["backend"] != "reference"]
+    assert {r["size"] for r in records} == {"310x246", "64x48"}
+    assert {r["mode"] for r in ours} == {"model", "end_to_end"}
+    for r in ours:
+        assert r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] and r["ratio_vs_reference"] > 0
