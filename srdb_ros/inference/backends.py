@@ -79,7 +79,7 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         if self.device.type == "cpu" and self.dtype != torch.float32:
-            LOG.warning("precision %s is not useful on CPU; using fp32", precision)
+            LOG.info("precision %s is not used on CPU; running fp32", precision)
             self.dtype = torch.float32
         self.precision = str(self.dtype).removeprefix("torch.")
         self.model = model.to_deploy().eval().to(self.device, self.dtype)

@@ -7,6 +7,7 @@ backend and publishes, so the node never falls behind its inputs.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -26,6 +27,8 @@ from ..resources import bundled_model
 from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
 from .diagnostics import CameraStats, camera_status
 from .params import CAMERAS, declare_all, validate
+
+LOG_THROTTLE_S = 2.0
 
 
 @dataclass
@@ -59,6 +62,7 @@ class EnhanceNode(Node):
         super().__init__("enhance_node", **kwargs)
         declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._last_warning: dict[tuple[str, str], float] = {}
         self.enhancer = Enhancer(self._make_backend(), self._agc(), self._p("tile_size"), self._p("tile_overlap"))
         self.backend_name = self.enhancer.backend.describe()
         depth = self._p("qos_depth")
@@ -198,15 +202,20 @@ class EnhanceNode(Node):
             )
 
     def _fail(self, cam: Camera, reason: str) -> None:
+        """Count a failed frame and log it, at most once per 2 s for each kind of problem (digits ignored)."""
         cam.stats.on_error(reason)
-        self.get_logger().warning(reason, throttle_duration_sec=2.0)
+        kind = (cam.name, re.sub(r"\d+", "#", reason))
+        now = time.monotonic()
+        if now - self._last_warning.get(kind, -1e9) >= LOG_THROTTLE_S:
+            self._last_warning[kind] = now
+            self.get_logger().warning(reason)
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         for name, cam in self.cameras.items():
             msg.status.append(
-                camera_status(name, self.get_name(), self._p("hardware_id"), cam.stats.snapshot(),
+                camera_status(name, self.get_fully_qualified_name(), self._p("hardware_id"), cam.stats.snapshot(),
                               self.backend_name, self._p(f"{name}.task"), self._p("diagnostics.min_rate"))
             )
         self.diag_pub.publish(msg)

@@ -1,0 +1,264 @@
+"""Issue 6: the enhance node in its own process, driven by real rclpy publishers in this one."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+
+from ros_probe import RosProbe  # noqa: E402
+
+from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
+from srdb_ros.ros.launcher import start_node  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def node_process(student_weights, tmp_path_factory):
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    proc = start_node(ros_args=["-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={student_weights}",
+                                "-p", "max_pixels:=40000", "-p", "log_every_n:=5", "-p", "diagnostics.period:=0.5"],
+                      log_path=log)
+    yield proc, log
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def probe(node_process):
+    probe = RosProbe()
+    assert probe.wait_for_node(90), Path(node_process[1]).read_text()
+    yield probe
+    probe.close()
+
+
+def _frame(encoding: str, h: int, w: int, seed: int = 0, stamp: int = 0, frame_id: str = "cam"):
+    rng = np.random.default_rng(seed)
+    if encoding in ("rgb8", "bgr8"):
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif encoding == "mono8":
+        arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    else:
+        arr = rng.integers(2000, 4000, (h, w)).astype(np.uint16)
+    msg = array_to_image_msg(arr, encoding)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 1234
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def _stamps(msgs) -> set[int]:
+    return {m.header.stamp.sec for m in msgs}
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "mono16", "16UC1"])
+def test_each_encoding_eo_deblur_and_ir_sr(probe, encoding):
+    stamp = 100 + ["rgb8", "bgr8", "mono8", "mono16", "16UC1"].index(encoding)
+    eo, ir = _frame(encoding, 24, 32, 1, stamp, "eo_optical"), _frame(encoding, 12, 20, 2, stamp, "ir_optical")
+    ok = probe.wait_for(
+        lambda: stamp in _stamps(probe.messages("eo/deblurred")) and stamp in _stamps(probe.messages("ir/super_resolved")),
+        republish=lambda: (probe.pubs["eo"].publish(eo), probe.pubs["ir"].publish(ir)))
+    assert ok
+    out_eo = next(m for m in probe.messages("eo/deblurred") if m.header.stamp.sec == stamp)
+    out_ir = next(m for m in probe.messages("ir/super_resolved") if m.header.stamp.sec == stamp)
+    assert (out_eo.width, out_eo.height, out_eo.encoding) == (32, 24, encoding)
+    assert (out_ir.width, out_ir.height, out_ir.encoding) == (80, 48, encoding)
+    assert out_eo.header.frame_id == "eo_optical" and out_eo.header.stamp.nanosec == 1234
+    assert out_ir.header.frame_id == "ir_optical"
+    channels = 3 if encoding in ("rgb8", "bgr8") else 1
+    itemsize = 2 if encoding in ("mono16", "16UC1") else 1
+    assert out_eo.step == 32 * channels * itemsize and len(out_eo.data) == out_eo.step * 24
+
+
+def test_camera_info_is_scaled_with_super_resolution(probe):
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo()
+    info.header.frame_id = "ir_optical"
+    info.width, info.height = 20, 12
+    info.k = [50.0, 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
+    info.p = [50.0, 0.0, 10.0, -5.0, 0.0, 52.0, 6.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    frame = _frame("mono8", 12, 20, 3, 200, "ir_optical")
+    ok = probe.wait_for(lambda: any(m.header.stamp.sec == 200 for m in probe.messages("ir/super_resolved/camera_info")),
+                        republish=lambda: (probe.pubs["ir_info"].publish(info), probe.pubs["ir"].publish(frame)))
+    assert ok
+    out = next(m for m in probe.messages("ir/super_resolved/camera_info") if m.header.stamp.sec == 200)
+    assert (out.width, out.height) == (80, 48)
+    assert list(out.k) == pytest.approx([200.0, 0.0, 41.5, 0.0, 208.0, 25.5, 0.0, 0.0, 1.0])
+    assert list(out.p)[:4] == pytest.approx([200.0, 0.0, 41.5, -20.0])
+
+
+def test_task_changes_at_runtime_and_bad_values_are_rejected(probe):
+    result = probe.set_parameter("eo.task", "sharpen")
+    assert not result.successful and "eo.task must be one of" in result.reason
+    assert probe.set_parameter("eo.task", "both").successful
+    frame = _frame("rgb8", 16, 24, 4, 300)
+    ok = probe.wait_for(lambda: 300 in _stamps(probe.messages("eo/super_resolved"))
+                        and 300 in _stamps(probe.messages("eo/deblurred")),
+                        republish=lambda: probe.pubs["eo"].publish(frame))
+    assert ok
+    sr = next(m for m in probe.messages("eo/super_resolved") if m.header.stamp.sec == 300)
+    assert (sr.width, sr.height) == (96, 64)
+    assert probe.set_parameter("eo.task", "deblur").successful
+    assert not probe.set_parameter("backend", "tensorrt").successful  # read-only after start
+
+
+def _camera_status(probe, camera: str):
+    arrays = probe.messages("/diagnostics")
+    statuses = [s for a in arrays for s in a.status if s.name.endswith(f": {camera}")]
+    return statuses[-1] if statuses else None
+
+
+def test_malformed_frames_are_counted_and_the_node_keeps_serving(probe, node_process):
+    bad_encoding = _frame("rgb8", 8, 8, 5, 400)
+    bad_encoding.encoding = "yuv422"
+    short = _frame("rgb8", 8, 8, 5, 401)
+    short.data = bytes(short.data)[:-10]
+    zero = _frame("mono8", 8, 8, 5, 402)
+    zero.height, zero.width, zero.step, zero.data = 0, 0, 0, b""
+    huge = _frame("mono8", 250, 250, 5, 403)  # 62500 px > max_pixels 40000
+    for msg in (bad_encoding, short, zero, huge):
+        for _ in range(3):
+            probe.pubs["eo"].publish(msg)
+            time.sleep(0.1)
+    good_ir = _frame("mono8", 12, 20, 6, 404)
+    good_eo = _frame("rgb8", 16, 16, 6, 405)
+    assert probe.wait_for(lambda: 404 in _stamps(probe.messages("ir/super_resolved"))
+                          and 405 in _stamps(probe.messages("eo/deblurred")),
+                          republish=lambda: (probe.pubs["ir"].publish(good_ir), probe.pubs["eo"].publish(good_eo)))
+    assert node_process[0].poll() is None
+
+    def failed_count():
+        status = _camera_status(probe, "eo")
+        values = {kv.key: kv.value for kv in status.values} if status else {}
+        return int(values.get("frames failed", 0))
+
+    assert probe.wait_for(lambda: failed_count() >= 4, timeout=10)
+    log = Path(node_process[1]).read_text()
+    assert "unsupported encoding 'yuv422'" in log
+    assert "expected step*height" in log
+    assert "exceeds max_pixels" in log
+    levels = [s.level for a in probe.messages("/diagnostics") for s in a.status if s.name.endswith(": eo")]
+    assert bytes([2]) in levels  # ERROR was reported while frames failed
+
+
+def test_flood_stays_current_and_counts_drops(probe):
+    frames = [_frame("rgb8", 120, 160, 7, 1000 + i) for i in range(60)]
+    probe.clear()
+    for msg in frames:
+        probe.pubs["eo"].publish(msg)
+        time.sleep(0.005)
+    assert probe.wait_for(lambda: 1059 in _stamps(probe.messages("eo/deblurred")),
+                          republish=lambda: probe.pubs["eo"].publish(frames[-1]), period=1.0)
+    outputs = [m.header.stamp.sec for m in probe.messages("eo/deblurred") if 1000 <= m.header.stamp.sec < 1060]
+    assert len(set(outputs)) < 40  # it skipped stale frames instead of queueing them
+    assert outputs == sorted(outputs)
+
+    def dropped():
+        status = _camera_status(probe, "eo")
+        return int({kv.key: kv.value for kv in status.values}.get("frames dropped", 0)) if status else 0
+
+    assert probe.wait_for(lambda: dropped() > 0, timeout=10)
+
+
+def test_diagnostics_report_rates_latency_and_backend(probe):
+    frame = _frame("rgb8", 16, 16, 8, 500)
+    assert probe.wait_for(lambda: 500 in _stamps(probe.messages("eo/deblurred")),
+                          republish=lambda: probe.pubs["eo"].publish(frame))
+    probe.clear()
+    assert probe.wait_for(lambda: _camera_status(probe, "eo") is not None, timeout=5)
+    status = _camera_status(probe, "eo")
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.hardware_id == "srdb_enhancer"
+    assert values["backend"].startswith("torch") and values["task"] == "deblur"
+    for stage in ("convert", "preprocess", "infer", "postprocess", "publish", "total"):
+        assert float(values[f"{stage} p50 (ms)"]) >= 0.0
+        assert float(values[f"{stage} p95 (ms)"]) >= float(values[f"{stage} p50 (ms)"])
+    assert float(values["infer max (ms)"]) > 0 and int(values["frames published"]) > 0
+
+
+def test_node_logs_every_n_frames(node_process, probe):
+    assert "frames out" in Path(node_process[1]).read_text()
+
+
+def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
+    proc = start_node(ros_args=["-p", "backend:=torch", "-p", f"weights_path:={tmp_path / 'gone.safetensors'}"],
+                      log_path=tmp_path / "log")
+    assert proc.wait(timeout=60) == 1
+    assert "gone.safetensors: weight file not found" in (tmp_path / "log").read_text()
+
+
+def test_config_defaults_match_declared_parameters_and_schema():
+    import jsonschema
+
+    from srdb_ros.ros.params import PARAMS
+
+    config = yaml.safe_load((ROOT / "config" / "enhance.yaml").read_text())
+    params = config["/**"]["ros__parameters"]
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    assert dict(flat(params)) == {p.name: p.default for p in PARAMS}
+    schema = __import__("json").loads((ROOT / "config" / "enhance.schema.json").read_text())
+    jsonschema.validate(config, schema)
+    params["eo"]["task"] = "denoise"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, schema)
+
+
+def test_launch_file_declares_its_arguments():
+    tree = ast.parse((ROOT / "launch" / "enhance.launch.py").read_text())
+    names = {node.elts[0].value for node in ast.walk(tree)
+             if isinstance(node, ast.Tuple) and node.elts and isinstance(node.elts[0], ast.Constant)
+             and isinstance(node.elts[0].value, str) and len(node.elts) == 3}
+    assert {"params_file", "namespace", "eo_task", "ir_task", "backend", "engine_path", "eo_image", "ir_image"} <= names
+
+
+def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS install needed)")
+    import os
+    import shutil
+
+    import launch
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    from test_package import _copy_source
+
+    ws = tmp_path / "ws"
+    _copy_source(ws / "src" / "srdb_ros")
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent))
+    subprocess.run([colcon, "build", "--base-paths", "src"], cwd=ws, check=True, capture_output=True, timeout=600)
+    prefix = ws / "install" / "srdb_ros"
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    os.environ["AMENT_PREFIX_PATH"] = f"{prefix}{os.pathsep}{os.environ.get('AMENT_PREFIX_PATH', '')}"
+    os.environ["PYTHONPATH"] = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"weights_path": str(student_weights),
+                                                                  "diagnostics": {"period": 0.5}}}}))
+    ls = launch.LaunchService()
+    ls.include_launch_description(launch.LaunchDescription([
+        launch.actions.IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(str(prefix / "share" / "srdb_ros" / "launch" / "enhance.launch.py")),
+            launch_arguments={"namespace": "front", "backend": "torch", "params_file": str(params),
+                              "eo_task": "both"}.items()),
+        launch.actions.TimerAction(period=25.0, actions=[launch.actions.Shutdown()]),
+    ]))
+    assert ls.run() == 0
+    names = {s.name for a in probe.messages("/diagnostics") for s in a.status}
+    assert "/front/enhance_node: eo" in names
