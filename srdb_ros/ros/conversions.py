@@ -44,7 +44,21 @@ def cv_bridge_available() -> bool:
 
 
 def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.ndarray, str]:
-    """Return (HxW or HxWx3 array in native byte order, colour order) for a sensor_msgs/Image."""
+    """Return (HxW or HxWx3 array in native byte order, colour order) for a sensor_msgs/Image (cv_bridge if present)."""
+    spec = validate_image(msg, max_pixels, min_side)
+    if _BRIDGE is not None:
+        return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")), spec.color_order
+    return _decode(msg, spec), spec.color_order
+
+
+def decode_image(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.ndarray, str]:
+    """Validate and decode any object with sensor_msgs/Image fields (rclpy or rosbags messages) with NumPy."""
+    spec = validate_image(msg, max_pixels, min_side)
+    return _decode(msg, spec), spec.color_order
+
+
+def validate_image(msg, max_pixels: int = 0, min_side: int = 1) -> EncodingSpec:
+    """The message's encoding spec, or :class:`ImageConversionError` saying what is wrong with it."""
     spec = ENCODINGS.get(msg.encoding)
     if spec is None:
         raise ImageConversionError(f"unsupported encoding {msg.encoding!r}; supported: {', '.join(ENCODINGS)}")
@@ -53,21 +67,23 @@ def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.
         raise ImageConversionError(f"image {w}x{h} is smaller than the minimum side {min_side}")
     if max_pixels and h * w > max_pixels:
         raise ImageConversionError(f"image {w}x{h} exceeds max_pixels={max_pixels}")
-    itemsize = np.dtype(spec.dtype).itemsize
-    row_bytes = w * spec.channels * itemsize
+    row_bytes = w * spec.channels * np.dtype(spec.dtype).itemsize
     if msg.step < row_bytes:
         raise ImageConversionError(f"step {msg.step} is less than width*channels*bytes = {row_bytes}")
     if len(msg.data) != msg.step * h:
         raise ImageConversionError(f"data has {len(msg.data)} bytes, expected step*height = {msg.step * h}")
-    if _BRIDGE is not None:
-        arr = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-        return np.ascontiguousarray(arr), spec.color_order
+    return spec
+
+
+def _decode(msg, spec: EncodingSpec) -> np.ndarray:
+    h, w = int(msg.height), int(msg.width)
+    row_bytes = w * spec.channels * np.dtype(spec.dtype).itemsize
     raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(h, msg.step)[:, :row_bytes]
     dtype = np.dtype(spec.dtype).newbyteorder(">" if msg.is_bigendian else "<")
     arr = np.ascontiguousarray(raw).view(dtype).reshape((h, w) if spec.channels == 1 else (h, w, spec.channels))
     if arr.dtype.byteorder not in ("=", "|", _native()):
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr, spec.color_order
+    return arr
 
 
 def _native() -> str:

@@ -32,5 +32,4 @@ def main(args) -> int:
     from .enhance_node import main as node_main
 
     apply_to_current_process(localhost=args.localhost)
-    extra = [a for a in args.ros_args if a != "--"]
-    return node_main(node_command(args.params_file, extra)[2:])
+    return node_main(node_command(args.params_file, args.ros_args)[2:])

@@ -271,7 +271,7 @@ def stage_phase2(ctx: Context, section: dict) -> dict:
     objective = Phase2Objective(model)
     source = sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)
     if section.get("fit_init") == "least_squares" and not (ctx.stage_dir("phase2") / "last.pt").is_file():
-        lr = collate([source[-1 - i] for i in range(int(section.get("fit_init_images", 16)))])[0]
+        lr = collate([source[10**9 + i] for i in range(int(section.get("fit_init_images", 16)))])[0]
         residual = fit_conv_least_squares(model, lr.to(ctx.device))
         LOG.info("phase2: fitting conv initialised by least squares (RMS residual %.4f)", residual)
     info = train_stage(ctx, "phase2", objective, {"sr": source}, section)

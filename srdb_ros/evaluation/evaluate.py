@@ -1,0 +1,283 @@
+"""``srdb evaluate``: replay a bag through the enhance node, record its outputs, score them, write a report.
+
+Quality conventions: deblurred frames are scored on RGB against ``<cam>/ground_truth`` of the same stamp, with
+the blurry input as the baseline; super-resolved frames on the Y channel with a 4-pixel border crop, with the
+bicubic x4 upscale of the input as the baseline. 16-bit frames are mapped to [0, 1] through the ground truth's
+1st-99th percentile range first. Latency is receive time minus the time the input frame was published.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..ros.conversions import decode_image
+from .bags import TYPESTORE, BagWriter, bag_topics, read_bag
+from .metrics import quality
+
+LOG = logging.getLogger(__name__)
+SCALE = 4
+
+
+@dataclass
+class EvalOptions:
+    bag: Path
+    out: Path
+    attach: bool = False
+    namespace: str = ""
+    rate: float = 1.0
+    loops: int = 1
+    params_file: str | None = None
+    ros_args: tuple[str, ...] = ()
+    startup_timeout: float = 180.0
+    drain_timeout: float = 60.0
+    progress: bool = True
+    domain_id: int | None = None
+
+
+def to_unit_rgb(arr: np.ndarray, order: str, reference: np.ndarray | None = None) -> np.ndarray:
+    """Decoded frame -> float [0, 1], RGB (HxWx3) or grey (HxW); 16-bit through the reference's percentiles."""
+    if arr.dtype == np.uint16:
+        ref = reference if reference is not None else arr
+        lo, hi = np.percentile(ref, [1, 99])
+        out = np.clip((arr.astype(np.float64) - lo) / max(hi - lo, 1.0), 0, 1)
+    else:
+        out = arr.astype(np.float64) / 255.0
+    if order == "bgr":
+        out = out[:, :, ::-1]
+    return out
+
+
+def bicubic_up(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    import torch
+
+    from ..data.datasets import bicubic_resize
+
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    up = bicubic_resize(t, float(scale))
+    return (up[0] if img.ndim == 2 else up.permute(1, 2, 0)).numpy().astype(np.float64)
+
+
+def _camera(topic: str) -> str:
+    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
+    return next(part for part in topic.strip("/").split("/") if part in ("eo", "ir"))
+
+
+def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
+    """Start (or attach to) the node, replay, record; returns (published inputs, recorded outputs, info)."""
+    import rclpy
+
+    from ..ros.env import apply_to_current_process, free_domain_id
+    from ..ros.launcher import start_node
+    from .replay import BagPlayer, Recorder
+
+    domain = opts.domain_id if opts.domain_id is not None else (None if opts.attach else free_domain_id())
+    apply_to_current_process(domain)
+    topics = bag_topics(opts.bag)
+    inputs = [t for t in topics if t.endswith("/image_raw") or t.endswith("/camera_info")]
+    if not any(t.endswith("/image_raw") for t in inputs):
+        raise ValueError(f"{opts.bag}: no <cam>/image_raw topic to replay")
+    proc = None
+    opts.out.mkdir(parents=True, exist_ok=True)
+    if not opts.attach:
+        args = list(opts.ros_args)
+        if opts.namespace:
+            args += ["-r", f"__ns:={opts.namespace}"]
+        proc = start_node(opts.params_file, args, domain, opts.out / "node.log")
+    rclpy.init()
+    node = rclpy.create_node("srdb_evaluate")
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    import threading
+
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    info: dict = {"domain_id": os.environ.get("ROS_DOMAIN_ID"), "attached": opts.attach}
+    try:
+        recorder = Recorder(node, opts.namespace)
+        player = BagPlayer(node, opts.bag, inputs, opts.rate, opts.loops, opts.namespace)
+        t0 = time.monotonic()
+        if not player.wait_for_subscribers(opts.startup_timeout):
+            alive = proc is None or proc.poll() is None
+            log = (opts.out / "node.log").read_text()[-2000:] if proc is not None else ""
+            raise RuntimeError(f"the enhance node did not subscribe within {opts.startup_timeout:.0f} s "
+                               f"({'running' if alive else 'exited'}); its log ends:\n{log}")
+        info["node_startup_s"] = round(time.monotonic() - t0, 2)
+        time.sleep(0.5)  # let the subscriptions' discovery settle both ways
+        t_play = time.monotonic()
+        published = player.play(opts.progress)
+        info["replay_s"] = round(time.monotonic() - t_play, 3)
+        _drain(recorder, published, opts.drain_timeout)
+        info["wall_s"] = round(time.monotonic() - t_play, 3)
+        records = recorder.snapshot()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return published, records, info
+
+
+def _drain(recorder, published, timeout: float) -> None:
+    """Wait until outputs stop arriving: every input answered, or no new output for a while."""
+    deadline = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
+    expected = len(published)
+    while time.monotonic() < deadline:
+        n = sum(1 for r in recorder.snapshot() if not r.topic.endswith("camera_info") and r.topic != "/diagnostics")
+        if n != last:
+            last, last_change = n, time.monotonic()
+        if n >= expected or time.monotonic() - last_change > 8.0:
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+
+
+def write_recording(records, path: Path) -> None:
+    with BagWriter(path) as bag:
+        for r in records:
+            bag.write_raw(r.topic, r.msgtype, r.raw, r.wall_ns)
+
+
+def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
+    """Per-frame rows and per (camera, task) summaries."""
+    from .replay import header_stamp_ns
+
+    truth: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
+    inputs: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
+    for msg in read_bag(bag):
+        if msg.msgtype != "sensor_msgs/msg/Image":
+            continue
+        decoded = msg.decode()
+        stamp = decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec
+        target = truth if msg.topic.endswith("ground_truth") else inputs if msg.topic.endswith("image_raw") else None
+        if target is not None:
+            target[(_camera(msg.topic), stamp)] = decode_image(decoded)
+    sent: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for p in published:
+        sent[(_camera(p.topic), p.stamp_ns)].append(p.wall_ns)
+    rows = []
+    for r in records:
+        if r.msgtype != "sensor_msgs/msg/Image":
+            continue
+        cam = _camera(r.topic)
+        task = "deblur" if r.topic.endswith("deblurred") else "sr"
+        stamp = header_stamp_ns(r)
+        out, order = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
+        sends = [w for w in sent.get((cam, stamp), []) if w <= r.wall_ns]
+        row = {"camera": cam, "task": task, "stamp_ns": stamp, "width": out.shape[1], "height": out.shape[0],
+               "encoding_dtype": str(out.dtype), "latency_ms": round((r.wall_ns - max(sends)) / 1e6, 3) if sends else None,
+               "receive_wall_ns": r.wall_ns}
+        gt = truth.get((cam, stamp))
+        inp = inputs.get((cam, stamp))
+        if gt is not None and gt[0].shape == out.shape and inp is not None:
+            g = to_unit_rgb(gt[0], gt[1])
+            o = to_unit_rgb(out, order, gt[0])
+            i = to_unit_rgb(inp[0], inp[1], gt[0])
+            base = i if task == "deblur" else np.clip(bicubic_up(i), 0, 1)
+            if base.shape == g.shape:
+                q, b = quality(o, g, task, SCALE), quality(base, g, task, SCALE)
+                row.update(psnr=round(q["psnr"], 3), ssim=round(q["ssim"], 4), baseline_psnr=round(b["psnr"], 3),
+                           baseline_ssim=round(b["ssim"], 4))
+        rows.append(row)
+    return rows, summarize(rows, published, records)
+
+
+def summarize(rows: list[dict], published, records) -> dict:
+    summary: dict = {}
+    inputs_per_cam: dict[str, int] = defaultdict(int)
+    for p in published:
+        inputs_per_cam[_camera(p.topic)] += 1
+    for (cam, task) in sorted({(r["camera"], r["task"]) for r in rows}):
+        group = [r for r in rows if r["camera"] == cam and r["task"] == task]
+        lat = [r["latency_ms"] for r in group if r["latency_ms"] is not None]
+        span = (max(r["receive_wall_ns"] for r in group) - min(r["receive_wall_ns"] for r in group)) / 1e9
+        entry = {
+            "frames_in": inputs_per_cam[cam],
+            "frames_out": len(group),
+            "frames_unanswered": inputs_per_cam[cam] - len({r["stamp_ns"] for r in group}),
+            "throughput_fps": round((len(group) - 1) / span, 3) if len(group) > 1 and span > 0 else None,
+            "latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "max": round(max(lat), 3) if lat else None,
+                           "mean": round(float(np.mean(lat)), 3) if lat else None},
+        }
+        scored = [r for r in group if "psnr" in r]
+        if scored:
+            entry["quality"] = {
+                "convention": "RGB" if task == "deblur" else "Y channel, 4-pixel border",
+                "baseline": "blurry input" if task == "deblur" else "bicubic x4 of the input",
+                "frames_scored": len(scored),
+                "psnr_db": round(float(np.mean([r["psnr"] for r in scored])), 3),
+                "ssim": round(float(np.mean([r["ssim"] for r in scored])), 4),
+                "baseline_psnr_db": round(float(np.mean([r["baseline_psnr"] for r in scored])), 3),
+                "baseline_ssim": round(float(np.mean([r["baseline_ssim"] for r in scored])), 4),
+            }
+            entry["quality"]["psnr_gain_db"] = round(entry["quality"]["psnr_db"] - entry["quality"]["baseline_psnr_db"], 3)
+        summary[f"{cam}/{task}"] = entry
+    diag = [r for r in records if r.topic == "/diagnostics"]
+    if diag:
+        last = TYPESTORE.deserialize_cdr(diag[-1].raw, diag[-1].msgtype)
+        summary["node_diagnostics"] = {s.name: {kv.key: kv.value for kv in s.values} for s in last.status}
+    return summary
+
+
+def _pct(values, q):
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def evaluate(opts: EvalOptions) -> dict:
+    from .report import write_report
+
+    published, records, info = run_replay(opts)
+    write_recording(records, opts.out / "recorded")
+    rows, summary = score_outputs(opts.bag, published, records)
+    metrics = {"bag": str(opts.bag), "rate": opts.rate, "loops": opts.loops, "run": info, "results": summary}
+    (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(opts.out / "frames.csv", "w", newline="") as f:
+        fields = ["camera", "task", "stamp_ns", "width", "height", "encoding_dtype", "latency_ms", "psnr", "ssim",
+                  "baseline_psnr", "baseline_ssim", "receive_wall_ns"]
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_report(opts.out, opts.bag, metrics, rows, records)
+    return metrics
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    print(f"\nreport: {out / 'report.md'}")
+    for key, entry in metrics["results"].items():
+        if key == "node_diagnostics":
+            continue
+        lat = entry["latency_ms"]
+        line = (f"  {key:10s} frames {entry['frames_out']}/{entry['frames_in']} out/in, latency p50 {lat['p50']} ms "
+                f"p95 {lat['p95']} ms")
+        if "quality" in entry:
+            q = entry["quality"]
+            line += (f"; PSNR {q['psnr_db']:.2f} dB vs {q['baseline_psnr_db']:.2f} ({q['baseline']}), "
+                     f"gain {q['psnr_gain_db']:+.2f} dB; SSIM {q['ssim']:.3f} vs {q['baseline_ssim']:.3f}")
+        print(line)
+
+
+def main(args) -> int:
+    """``srdb evaluate``."""
+    opts = EvalOptions(Path(args.bag), Path(args.out), args.attach, args.namespace, args.rate, args.loop,
+                       args.params_file, tuple(args.ros_args),
+                       domain_id=args.domain_id)
+    metrics = evaluate(opts)
+    print_summary(metrics, opts.out)
+    return 0
