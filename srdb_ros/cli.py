@@ -102,6 +102,8 @@ def _bench(sub) -> None:
     p.add_argument("--repeats", type=int, default=0, help="timed runs per case (default 3 on CPU, 50 on CUDA)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1 on CPU, 10 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's default)")
+    p.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the output-quality check against the fp32 path")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.set_defaults(entry="srdb_ros.inference.bench:main")
 

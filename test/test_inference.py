@@ -205,6 +205,23 @@ def test_tensorrt_backend(tmp_path, student_weights):
     assert info["tensorrt_version"] == trt.__version__
 
 
+def test_cuda_fast_path_matches_eager_fp32(student_weights):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (the CUDA-graph fast path)")
+    x = np.random.default_rng(8).random((1, 3, 64, 96), dtype=np.float32)
+    fast = TorchBackend(student_weights, "cuda", "fp16")
+    ref = TorchBackend(student_weights, "cpu", "fp32")
+    for task in ("deblur", "sr", "both"):
+        a, b = fast.infer(task, x), ref.infer(task, x)
+        again = fast.infer(task, x)  # replay of the captured graph
+        for key in a:
+            assert np.abs(a[key] - b[key]).max() < 2e-2
+            assert np.array_equal(a[key], again[key])
+    assert len(fast._graphs) == 3
+
+
 def test_tensorrt_missing_is_reported():
     try:
         import tensorrt  # noqa: F401
@@ -236,7 +253,11 @@ def test_bench_json_has_ratio_column(tmp_path):
                           "--device", "cpu", "--size", "64x48", "--repeats", "1", "--warmup", "0", "--json"],
                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    records = json.loads(out.stdout)
+    report = json.loads(out.stdout)
+    records = report["records"]
+    drift = report["quality_vs_fp32"]
+    assert {d["task"] for d in drift} == {"deblur", "sr"}
+    assert all(d["psnr_diff_db_max_abs"] < 0.05 for d in drift)  # ONNX Runtime fp32 vs PyTorch fp32
     ours = [r for r in records if r["backend"] != "reference"]
     assert {r["size"] for r in records} == {"310x246", "64x48"}
     assert {r["mode"] for r in ours} == {"model", "end_to_end"}
