@@ -87,6 +87,21 @@ def _score(sub) -> None:
     p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
 
 
+def _fig9(sub) -> None:
+    p = sub.add_parser("fig9", help="SR of blurry LR frames: integrated model vs standalone SPAN vs bicubic",
+                       description="Blur sharp HR frames (seeded), downscale x4, super-resolve with the integrated "
+                                   "model and with a standalone SPAN (from `srdb train --stages span_baseline`), "
+                                   "score against the sharp HR frame (Y channel, 4-pixel border).")
+    p.add_argument("--model", required=True, help="integrated model (.safetensors)")
+    p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
+    p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
+    p.add_argument("--blur-seed", type=int, default=1234)
+    p.add_argument("--max-images", type=int, default=0)
+    p.add_argument("--crop", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(entry="srdb_ros.evaluation.scoring:fig9_main")
+
+
 def _bench(sub) -> None:
     p = sub.add_parser("bench", help="latency/FPS per backend and task, with the ratio to the reference code",
                        description="Time each backend per task at the paper's resolutions (1240x984 deblur, "
@@ -157,7 +172,7 @@ def _demo(sub) -> None:
     p.set_defaults(entry="srdb_ros.evaluation.demo:main")
 
 
-COMMANDS = (_info, _export, _build_engine, _node, _train, _score, _bench, _make_bag, _evaluate, _demo)
+COMMANDS = (_info, _export, _build_engine, _node, _train, _score, _fig9, _bench, _make_bag, _evaluate, _demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,3 +133,42 @@ def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights)
     assert result.returncode == 0, result.stdout + result.stderr
     eo = json.loads((out / "metrics.json").read_text())["results"]["eo/deblur"]
     assert "quality" not in eo and eo["frames_out"] >= 1 and eo["latency_ms"]["max"] > 0
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "srdb_ros.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_info_json():
+    out = _cli("info", "--model", "student", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert abs(info["params"] / 1e6 - 3.94) < 0.02 and info["params_deploy"] < info["params"]
+    assert set(info["gflops"]) == {"deblur", "sr", "both"}
+    assert 590 < info["gflops"]["deblur"] < 600  # MIMO-UNet-16 at 1240x984 is 595 GFLOP (DESIGN.md)
+    assert "GFLOPs" in _cli("info", "--model", "teacher").stdout
+
+
+def test_score_json_for_both_tasks(student_weights):
+    deblur = json.loads(_cli("score", "--model", str(student_weights), "--task", "deblur", "--pairs",
+                             str(SAMPLES / "eo"), "--max-images", "2", "--crop", "96", "--json").stdout)
+    sr = json.loads(_cli("score", "--model", str(student_weights), "--task", "sr", "--hr", str(SAMPLES / "ir"),
+                         "--max-images", "2", "--crop", "96", "--json").stdout)
+    for result in (deblur, sr):
+        assert {"model_psnr", "baseline_psnr", "model_ssim", "baseline_ssim", "count"} <= set(result)
+        assert result["count"] == 2 and np.isfinite(result["baseline_psnr"])
+    text = _cli("score", "--model", str(student_weights), "--task", "deblur", "--pairs", str(SAMPLES / "eo"),
+                "--max-images", "1", "--crop", "64").stdout
+    assert "blurry input PSNR" in text and "mean (1 images, RGB)" in text
+
+
+def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weights):
+    from srdb_ros.models.span import SPAN, load_span, save_span
+
+    save_span(SPAN(), tmp_path / "span.safetensors")
+    assert load_span(tmp_path / "span.safetensors").upscale == 4
+    out = _cli("fig9", "--model", str(student_weights), "--span", str(tmp_path / "span.safetensors"), "--hr",
+               str(SAMPLES / "eo"), "--max-images", "2", "--crop", "64", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result) == {"integrated", "standalone_span", "bicubic", "count"} and result["count"] == 2

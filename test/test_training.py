@@ -218,3 +218,31 @@ def test_two_process_gloo_ddp_run(tmp_path):
     init = load_file(str(tmp_path / "ddp" / "init" / "teacher.safetensors"))
     trained = load_file(str(tmp_path / "ddp" / "phase1" / "teacher.safetensors"))
     assert any(not torch.equal(init[k], trained[k]) for k in init if k.startswith("encoder."))
+
+
+def test_bilinear_span_init_starts_as_a_bilinear_upsampler():
+    from srdb_ros.models.span import SPAN
+    from srdb_ros.training.pipeline import bilinear_span_init
+
+    torch.manual_seed(0)
+    span = SPAN().eval()
+    bilinear_span_init(span, other_scale=0.0)
+    x = torch.rand(1, 3, 12, 16)
+    with torch.no_grad():
+        out = span(x)
+    ref = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # zero padding differs at the border
+    assert (out[inner] - ref[inner]).abs().max() < 1e-5
+
+
+def test_fit_conv_least_squares_reads_the_image_back():
+    from srdb_ros.training.pipeline import fit_conv_least_squares
+
+    torch.manual_seed(0)
+    model = build_model("student")
+    lr = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 48, 48), 4, stride=1, padding=2)[..., :48, :48]
+    before = float((model.fit(model.encode(lr, "sr").skip1) - lr).pow(2).mean().sqrt())
+    residual = fit_conv_least_squares(model, lr)
+    with torch.no_grad():
+        after = float((model.fit(model.encode(lr, "sr").skip1) - lr).pow(2).mean().sqrt())
+    assert after == pytest.approx(residual, rel=1e-3) and after < 0.5 * before

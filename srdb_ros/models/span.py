@@ -154,3 +154,29 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
         if isinstance(module, Conv3XC):
             module.switch_to_deploy()
     return model
+
+
+def save_span(span: SPAN, path) -> None:
+    """A standalone SPAN as safetensors (its size in the metadata)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    meta = {"srdb_span": json.dumps({"feature_channels": span.conv_cat.out_channels, "upscale": span.upscale})}
+    save_file({k: v.detach().contiguous().cpu() for k, v in span.state_dict().items()}, str(path), metadata=meta)
+
+
+def load_span(path) -> SPAN:
+    """Load a SPAN written by :func:`save_span` (strict keys)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("srdb_span", "{}"))
+    if not meta:
+        raise ValueError(f"{path}: not a standalone SPAN file (no 'srdb_span' metadata)")
+    span = SPAN(feature_channels=meta["feature_channels"], upscale=meta["upscale"])
+    span.load_state_dict(load_file(str(path)), strict=True)
+    return span

@@ -57,6 +57,19 @@ class Phase2Objective(nn.Module):
         return loss, {"loss_sr": _scalar(loss)}
 
 
+class StandaloneSRObjective(nn.Module):
+    """A plain SPAN on the low-resolution frame (the single-task baseline of Fig. 9)."""
+
+    def __init__(self, span: nn.Module) -> None:
+        super().__init__()
+        self.span = span
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        lr, hr = batch["sr"]
+        loss = sr_loss(self.span(lr), hr)
+        return loss, {"loss_sr": _scalar(loss)}
+
+
 class DANNObjective(nn.Module):
     """Both tasks on labelled EO data + domain classifiers (through gradient reversal) on EO vs unlabelled IR.
 

@@ -43,11 +43,12 @@ from ..models import (
     load_span_reference,
     save_model,
 )
-from .objectives import DANNObjective, DistillObjective, Phase1Objective, Phase2Objective
+from .objectives import DANNObjective, DistillObjective, Phase1Objective, Phase2Objective, StandaloneSRObjective
 
 LOG = logging.getLogger(__name__)
 
-STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export")
+STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export", "span_baseline")
+DEFAULT_OFF = ("span_baseline",)  # run only when asked for (--stages span_baseline)
 TEACHER_STAGES = ("init", "phase1", "phase2", "dann")
 
 
@@ -270,15 +271,61 @@ def stage_phase2(ctx: Context, section: dict) -> dict:
     model = _previous(ctx, "phase2", "teacher")
     objective = Phase2Objective(model)
     source = sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)
-    if section.get("fit_init") == "least_squares" and not (ctx.stage_dir("phase2") / "last.pt").is_file():
-        lr = collate([source[10**9 + i] for i in range(int(section.get("fit_init_images", 16)))])[0]
-        residual = fit_conv_least_squares(model, lr.to(ctx.device))
-        LOG.info("phase2: fitting conv initialised by least squares (RMS residual %.4f)", residual)
+    if not (ctx.stage_dir("phase2") / "last.pt").is_file():
+        _init_sr_branch(ctx, model, source, section, "phase2")
     info = train_stage(ctx, "phase2", objective, {"sr": source}, section)
     model.requires_grad_(True)
     model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
     _finish(ctx, "phase2", model, "teacher", info)
     return info
+
+
+def _init_sr_branch(ctx: Context, model: SRDeblurNet, source: Dataset, section: dict, stage: str) -> None:
+    """Optional starting points for a fresh SR branch (config ``span_init`` and ``fit_init``)."""
+    if section.get("span_init") == "bilinear":
+        bilinear_span_init(model.span)
+        LOG.info("%s: SPAN initialised as a bilinear x%d upsampler of its input", stage, model.upscale)
+    if section.get("fit_init") == "least_squares":
+        lr = collate([source[10**9 + i] for i in range(int(section.get("fit_init_images", 16)))])[0]
+        residual = fit_conv_least_squares(model, lr.to(ctx.device))
+        LOG.info("%s: fitting conv initialised by least squares (RMS residual %.4f)", stage, residual)
+
+
+@torch.no_grad()
+def bilinear_span_init(span, other_scale: float = 0.001) -> None:
+    """Make a training-form SPAN start as a bilinear upsampler of its 3-channel input (architecture unchanged).
+
+    Channels 0-2 of ``conv_1`` pass the normalised input through its 1x1 skip, ``conv_cat`` forwards them, and
+    the upsampler's 3x3 conv holds the bilinear sub-pixel weights (half-pixel aligned, as image resizers are),
+    divided by ``img_range`` and offset by the RGB mean. Every other path into the output is scaled by
+    ``other_scale``, so the remaining (random) features start as a small perturbation that training grows.
+    """
+    s = span.upscale
+    c1 = span.conv_1
+    c1.sk.weight[:3].zero_()
+    c1.sk.weight[:3, :3, 0, 0] = torch.eye(3)
+    c1.sk.bias[:3].zero_()
+    c1.conv[2].weight[:3].zero_()
+    c1.conv[2].bias[:3].zero_()
+    c1.update_params()
+    span.conv_cat.weight[:3].zero_()
+    span.conv_cat.weight[:3, :3, 0, 0] = torch.eye(3)
+    span.conv_cat.bias[:3].zero_()
+    up = span.upsampler[0]
+    up.weight.mul_(other_scale)
+    up.weight[:, :3].zero_()
+    offsets = [(2 * i - (s - 1)) / (2 * s) for i in range(s)]  # sub-pixel centre offsets in input pixels
+    taps = torch.zeros(s, 3)
+    for i, d in enumerate(offsets):
+        taps[i, 1] = 1 - abs(d)
+        taps[i, 0 if d < 0 else 2] = abs(d)
+    mean = span.mean.view(-1)
+    for c in range(3):
+        for i in range(s):
+            for j in range(s):
+                out = c * s * s + i * s + j
+                up.weight[out, c] = torch.outer(taps[i], taps[j]) / span.img_range
+                up.bias[out] = mean[c]
 
 
 @torch.no_grad()
@@ -321,12 +368,13 @@ def stage_dann(ctx: Context, section: dict) -> dict:
 def stage_distill(ctx: Context, section: dict) -> dict:
     teacher = _previous(ctx, "distill", "teacher")
     student = _previous(ctx, "distill", "student")
-    fresh = not (ctx.stage_dir("distill") / "last.pt").is_file()
-    if fresh and section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
-        student.span.load_state_dict(teacher.span.state_dict())
     crop = section.get("crop", 256)
     sources = {"deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
                "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5)}
+    if not (ctx.stage_dir("distill") / "last.pt").is_file():
+        if section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
+            student.span.load_state_dict(teacher.span.state_dict())
+        _init_sr_branch(ctx, student, sources["sr"], section, "distill")
     info = train_stage(ctx, "distill", DistillObjective(student, teacher), sources, section)
     student.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
     _finish(ctx, "distill", student, "student", info)
@@ -367,8 +415,25 @@ def stage_export(ctx: Context, section: dict) -> dict:
     return info
 
 
+def stage_span_baseline(ctx: Context, section: dict) -> dict:
+    """A standalone SPAN trained on the same SR data, steps and initialisation as phase 2 (for Fig. 9)."""
+    from ..models.span import SPAN, save_span
+
+    phase2 = {**ctx.cfg.get("stages", {}).get("phase2", {}), **section}
+    span = SPAN(feature_channels=build_model(ctx.cfg.get("teacher", "teacher")).config.span_channels)
+    if phase2.get("span_init") == "bilinear":
+        bilinear_span_init(span)
+    source = sr_source(ctx, phase2.get("lr_crop", 64), ctx.cfg["seed"] + 2)
+    info = train_stage(ctx, "span_baseline", StandaloneSRObjective(span), {"sr": source}, phase2)
+    if ctx.is_main:
+        save_span(span, ctx.stage_dir("span_baseline") / "span.safetensors")
+        (ctx.stage_dir("span_baseline") / "done.json").write_text(json.dumps(info, indent=2, default=str))
+    return info
+
+
 STAGE_FUNCS = {"init": stage_init, "phase1": stage_phase1, "phase2": stage_phase2, "dann": stage_dann,
-               "distill": stage_distill, "student_dann": stage_student_dann, "export": stage_export}
+               "distill": stage_distill, "student_dann": stage_student_dann, "export": stage_export,
+               "span_baseline": stage_span_baseline}
 
 
 def _finish(ctx: Context, stage: str, model: SRDeblurNet, role: str, info: dict) -> None:
@@ -439,7 +504,7 @@ def run(config_path: str | Path, output: str | Path | None = None, stages: list[
         except ImportError:
             LOG.warning("tensorboard is not installed; no TensorBoard logs")
     ctx = Context(cfg, run_dir, device, rank, world, writer)
-    wanted = stages or [s for s in STAGES if cfg.get("stages", {}).get(s, {}).get("enabled", True)]
+    wanted = stages or [s for s in STAGES if cfg.get("stages", {}).get(s, {}).get("enabled", s not in DEFAULT_OFF)]
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
@@ -451,7 +516,7 @@ def run(config_path: str | Path, output: str | Path | None = None, stages: list[
             summary[stage] = json.loads(done.read_text())
         else:
             summary[stage] = STAGE_FUNCS[stage](ctx, cfg.get("stages", {}).get(stage, {}))
-        if stage != "export" and rank == 0 and ctx.cfg.get("validation", {}).get("enabled", True):
+        if stage not in ("export", "span_baseline") and rank == 0 and ctx.cfg.get("validation", {}).get("enabled", True):
             role = "teacher" if stage in TEACHER_STAGES else "student"
             summary[stage]["validation"] = validate(ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors"))
     if rank == 0:
