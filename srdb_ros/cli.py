@@ -79,12 +79,17 @@ def _score(sub) -> None:
     p.add_argument("--task", choices=("deblur", "sr"), required=True)
     p.add_argument("--pairs", default=None, help="deblur: folder with blur/ and sharp/, or a sharp folder")
     p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
-    p.add_argument("--blur-seed", type=int, default=1234, help="seed of the synthetic blur (default 1234)")
     p.add_argument("--blur-lr", action="store_true", help="sr: motion-blur HR frames before downscaling (Fig. 9)")
+    _image_selection(p)
+    p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
+
+
+def _image_selection(p) -> None:
+    """Options shared by the scoring commands."""
+    p.add_argument("--blur-seed", type=int, default=1234, help="seed of the synthetic blur (default 1234)")
     p.add_argument("--max-images", type=int, default=0, help="use at most this many images (0 = all)")
     p.add_argument("--crop", type=int, default=0, help="centre-crop frames to at most this size (0 = whole)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
 
 
 def _fig9(sub) -> None:
@@ -95,10 +100,7 @@ def _fig9(sub) -> None:
     p.add_argument("--model", required=True, help="integrated model (.safetensors)")
     p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
     p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
-    p.add_argument("--blur-seed", type=int, default=1234)
-    p.add_argument("--max-images", type=int, default=0)
-    p.add_argument("--crop", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    _image_selection(p)
     p.set_defaults(entry="srdb_ros.evaluation.scoring:fig9_main")
 
 

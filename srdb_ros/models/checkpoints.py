@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .mimo_unet import DECODER_FEAT_EXTRACT, ENCODER_FEAT_EXTRACT
+from .span import refresh_fused
 from .srdb_net import ModelConfig, SRDeblurNet, build_model
 
 CONFIG_KEY = "srdb_config"
@@ -145,4 +146,4 @@ def load_span_reference(model: SRDeblurNet, path: str | Path, key: str | None = 
     if model.config.deploy:
         raise WeightFileError("load reference SPAN weights into a training-form model, then convert to deploy form")
     _load_strict(model.span, state, path)
-    model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    refresh_fused(model.span)

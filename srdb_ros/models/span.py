@@ -148,6 +148,13 @@ class SPAN(nn.Module):
         return self.upsampler(out)
 
 
+def refresh_fused(model: nn.Module) -> None:
+    """Recompute every training-form Conv3XC's ``eval_conv`` from its branches (after training steps)."""
+    for module in model.modules():
+        if isinstance(module, Conv3XC):
+            module.update_params()
+
+
 def switch_to_deploy(model: nn.Module) -> nn.Module:
     """Re-parameterise every Conv3XC in ``model`` in place; returns ``model``."""
     for module in model.modules():

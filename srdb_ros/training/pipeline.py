@@ -43,6 +43,7 @@ from ..models import (
     load_span_reference,
     save_model,
 )
+from ..models.span import refresh_fused
 from .objectives import DANNObjective, DistillObjective, Phase1Objective, Phase2Objective, StandaloneSRObjective
 
 LOG = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ def stage_phase2(ctx: Context, section: dict) -> dict:
         _init_sr_branch(ctx, model, source, section, "phase2")
     info = train_stage(ctx, "phase2", objective, {"sr": source}, section)
     model.requires_grad_(True)
-    model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    refresh_fused(model.span)
     _finish(ctx, "phase2", model, "teacher", info)
     return info
 
@@ -356,13 +357,17 @@ def _dann_sources(ctx: Context, section: dict, seed: int) -> dict[str, Dataset]:
             "target": target_source(ctx, crop, seed + 2)}
 
 
-def stage_dann(ctx: Context, section: dict) -> dict:
-    model = _previous(ctx, "dann", "teacher")
+def _run_dann(ctx: Context, stage: str, role: str, section: dict, seed: int) -> dict:
+    model = _previous(ctx, stage, role)
     objective = DANNObjective(model, section.get("grl_coeff", 1.0), section.get("domain_weight", 1.0))
-    info = train_stage(ctx, "dann", objective, _dann_sources(ctx, section, ctx.cfg["seed"] + 3), section)
-    model.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
-    _finish(ctx, "dann", model, "teacher", info)
+    info = train_stage(ctx, stage, objective, _dann_sources(ctx, section, seed), section)
+    refresh_fused(model.span)
+    _finish(ctx, stage, model, role, info)
     return info
+
+
+def stage_dann(ctx: Context, section: dict) -> dict:
+    return _run_dann(ctx, "dann", "teacher", section, ctx.cfg["seed"] + 3)
 
 
 def stage_distill(ctx: Context, section: dict) -> dict:
@@ -376,18 +381,13 @@ def stage_distill(ctx: Context, section: dict) -> dict:
             student.span.load_state_dict(teacher.span.state_dict())
         _init_sr_branch(ctx, student, sources["sr"], section, "distill")
     info = train_stage(ctx, "distill", DistillObjective(student, teacher), sources, section)
-    student.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
+    refresh_fused(student.span)
     _finish(ctx, "distill", student, "student", info)
     return info
 
 
 def stage_student_dann(ctx: Context, section: dict) -> dict:
-    student = _previous(ctx, "student_dann", "student")
-    objective = DANNObjective(student, section.get("grl_coeff", 1.0), section.get("domain_weight", 1.0))
-    info = train_stage(ctx, "student_dann", objective, _dann_sources(ctx, section, ctx.cfg["seed"] + 6), section)
-    student.span.apply(lambda m: m.update_params() if hasattr(m, "update_params") else None)
-    _finish(ctx, "student_dann", student, "student", info)
-    return info
+    return _run_dann(ctx, "student_dann", "student", section, ctx.cfg["seed"] + 6)
 
 
 def stage_export(ctx: Context, section: dict) -> dict:
