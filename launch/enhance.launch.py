@@ -5,15 +5,19 @@
         eo_image:=/camera/color/image_raw ir_image:=/thermal/image_raw
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
+
 ARGUMENTS = [
-    ("params_file", PathJoinSubstitution([FindPackageShare("srdb_ros"), "config", "enhance.yaml"]),
-     "Parameter file (defaults: share/srdb_ros/config/enhance.yaml)"),
+    (
+        "params_file",
+        PathJoinSubstitution([FindPackageShare("srdb_ros"), "config", "enhance.yaml"]),
+        "Parameter file (defaults: share/srdb_ros/config/enhance.yaml)",
+    ),
     ("namespace", "", "Namespace of the node and its relative topics"),
     ("eo_task", "deblur", "EO task: deblur, sr or both"),
     ("ir_task", "sr", "IR task: deblur, sr or both"),
@@ -28,8 +32,10 @@ ARGUMENTS = [
 
 
 def generate_launch_description() -> LaunchDescription:
-    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
-                for name, default, description in ARGUMENTS]
+    declared = [
+        DeclareLaunchArgument(name, default_value=default, description=description)
+        for name, default, description in ARGUMENTS
+    ]
     node = Node(
         package="srdb_ros",
         executable="enhance_node",

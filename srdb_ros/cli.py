@@ -12,19 +12,25 @@ TASK_CHOICES = ("deblur", "sr", "both")
 
 
 def _info(sub) -> None:
-    p = sub.add_parser("info", help="parameter counts and GFLOPs of a model configuration",
-                       description="Print parameter counts (training and deploy form) and GFLOPs per task at the "
-                                   "paper's resolutions (1240x984 deblur, 310x246 -> 1240x984 SR).")
+    p = sub.add_parser(
+        "info",
+        help="parameter counts and GFLOPs of a model configuration",
+        description="Print parameter counts (training and deploy form) and GFLOPs per task at the "
+        "paper's resolutions (1240x984 deblur, 310x246 -> 1240x984 SR).",
+    )
     p.add_argument("--model", default="student", help="teacher, student or a .safetensors file (default: student)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(entry="srdb_ros.models.summary:main")
 
 
 def _export(sub) -> None:
-    p = sub.add_parser("export", help="export the deploy-form model to ONNX for one task",
-                       description="Export to ONNX (opset 17, dynamic height/width, input 'image' 1x3xHxW with H, W "
-                                   "multiples of 4), check it with onnx.checker and compare ONNX Runtime with "
-                                   "PyTorch (fails above 1e-3 max abs difference).")
+    p = sub.add_parser(
+        "export",
+        help="export the deploy-form model to ONNX for one task",
+        description="Export to ONNX (opset 17, dynamic height/width, input 'image' 1x3xHxW with H, W "
+        "multiples of 4), check it with onnx.checker and compare ONNX Runtime with "
+        "PyTorch (fails above 1e-3 max abs difference).",
+    )
     p.add_argument("--model", default="student", help="teacher, student or a .safetensors file")
     p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
     p.add_argument("--output", required=True, help="output .onnx path")
@@ -33,9 +39,12 @@ def _export(sub) -> None:
 
 
 def _build_engine(sub) -> None:
-    p = sub.add_parser("build-engine", help="build a TensorRT 10 engine from an exported ONNX",
-                       description="Build a serialized TensorRT engine (FP16, optimisation profile, reused timing "
-                                   "cache, workspace limit) and write <engine>.json describing what it was built for.")
+    p = sub.add_parser(
+        "build-engine",
+        help="build a TensorRT 10 engine from an exported ONNX",
+        description="Build a serialized TensorRT engine (FP16, optimisation profile, reused timing "
+        "cache, workspace limit) and write <engine>.json describing what it was built for.",
+    )
     p.add_argument("--onnx", required=True, help="ONNX file from `srdb export`")
     p.add_argument("--output", required=True, help="engine file to write")
     p.add_argument("--min-shape", default="1x3x64x64", help="smallest input NxCxHxW (default 1x3x64x64)")
@@ -48,21 +57,33 @@ def _build_engine(sub) -> None:
 
 
 def _node(sub) -> None:
-    p = sub.add_parser("node", help="run the enhance node (no ros2 CLI needed)",
-                       description="Run enhance_node in this process with the ROS environment set up. Extra "
-                                   "arguments after `--` go to the node, e.g. "
-                                   "`srdb node -- --ros-args -p eo.task:=both`.")
+    p = sub.add_parser(
+        "node",
+        help="run the enhance node (no ros2 CLI needed)",
+        description="Run enhance_node in this process with the ROS environment set up. Extra "
+        "arguments after `--` go to the node, e.g. "
+        "`srdb node -- --ros-args -p eo.task:=both`.",
+    )
     p.add_argument("--params-file", default=None, help="ROS parameter file (default: the bundled config/enhance.yaml)")
-    p.add_argument("--localhost", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep DDS discovery on this machine (default: on)")
+    p.add_argument(
+        "--localhost",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep DDS discovery on this machine (default: on)",
+    )
     p.set_defaults(entry="srdb_ros.ros.launcher:main")
 
 
 def _train(sub) -> None:
-    p = sub.add_parser("train", help="run the multi-stage training pipeline",
-                       description="Run the stages init, phase1, phase2, dann, distill, student_dann, export in "
-                                   "order (or a subset). Multi-GPU: torchrun --nproc_per_node N -m srdb_ros.cli train ...")
-    p.add_argument("--config", required=True, help="YAML config, e.g. config/train_paper.yaml or config/train_smoke.yaml")
+    p = sub.add_parser(
+        "train",
+        help="run the multi-stage training pipeline",
+        description="Run the stages init, phase1, phase2, dann, distill, student_dann, export in "
+        "order (or a subset). Multi-GPU: torchrun --nproc_per_node N -m srdb_ros.cli train ...",
+    )
+    p.add_argument(
+        "--config", required=True, help="YAML config, e.g. config/train_paper.yaml or config/train_smoke.yaml"
+    )
     p.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     p.add_argument("--stages", default=None, help="comma-separated subset of stages, e.g. phase2,dann")
     p.add_argument("--resume", action="store_true", help="continue a run from its last checkpoints")
@@ -70,11 +91,14 @@ def _train(sub) -> None:
 
 
 def _score(sub) -> None:
-    p = sub.add_parser("score", help="PSNR/SSIM of a model vs the baseline on image pairs",
-                       description="Deblur: --pairs DIR with blur/ and sharp/ folders, or a folder of sharp frames "
-                                   "blurred with --blur-seed; baseline = the blurry input, RGB. SR: --hr DIR of "
-                                   "high-resolution frames, LR by antialiased bicubic x4; baseline = bicubic "
-                                   "upscale, Y channel with a 4-pixel border.")
+    p = sub.add_parser(
+        "score",
+        help="PSNR/SSIM of a model vs the baseline on image pairs",
+        description="Deblur: --pairs DIR with blur/ and sharp/ folders, or a folder of sharp frames "
+        "blurred with --blur-seed; baseline = the blurry input, RGB. SR: --hr DIR of "
+        "high-resolution frames, LR by antialiased bicubic x4; baseline = bicubic "
+        "upscale, Y channel with a 4-pixel border.",
+    )
     p.add_argument("--model", required=True, help="teacher, student or a .safetensors file")
     p.add_argument("--task", choices=("deblur", "sr"), required=True)
     p.add_argument("--pairs", default=None, help="deblur: folder with blur/ and sharp/, or a sharp folder")
@@ -93,10 +117,13 @@ def _image_selection(p) -> None:
 
 
 def _fig9(sub) -> None:
-    p = sub.add_parser("fig9", help="SR of blurry LR frames: integrated model vs standalone SPAN vs bicubic",
-                       description="Blur sharp HR frames (seeded), downscale x4, super-resolve with the integrated "
-                                   "model and with a standalone SPAN (from `srdb train --stages span_baseline`), "
-                                   "score against the sharp HR frame (Y channel, 4-pixel border).")
+    p = sub.add_parser(
+        "fig9",
+        help="SR of blurry LR frames: integrated model vs standalone SPAN vs bicubic",
+        description="Blur sharp HR frames (seeded), downscale x4, super-resolve with the integrated "
+        "model and with a standalone SPAN (from `srdb train --stages span_baseline`), "
+        "score against the sharp HR frame (Y channel, 4-pixel border).",
+    )
     p.add_argument("--model", required=True, help="integrated model (.safetensors)")
     p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
     p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
@@ -105,11 +132,14 @@ def _fig9(sub) -> None:
 
 
 def _bench(sub) -> None:
-    p = sub.add_parser("bench", help="latency/FPS per backend and task, with the ratio to the reference code",
-                       description="Time each backend per task at the paper's resolutions (1240x984 deblur, "
-                                   "310x246 -> x4 SR) and at --size: model-only and end-to-end (with pre/post-"
-                                   "processing), median and p95. The official MIMO-UNet/SPAN forward (eager fp32) "
-                                   "runs in the same process; ratio = its median / ours.")
+    p = sub.add_parser(
+        "bench",
+        help="latency/FPS per backend and task, with the ratio to the reference code",
+        description="Time each backend per task at the paper's resolutions (1240x984 deblur, "
+        "310x246 -> x4 SR) and at --size: model-only and end-to-end (with pre/post-"
+        "processing), median and p95. The official MIMO-UNet/SPAN forward (eager fp32) "
+        "runs in the same process; ratio = its median / ours.",
+    )
     p.add_argument("--model", default="student", help="teacher, student or a .safetensors file")
     p.add_argument("--task", choices=(*TASK_CHOICES, "all"), default="all")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt", "all"), default="all")
@@ -119,17 +149,21 @@ def _bench(sub) -> None:
     p.add_argument("--repeats", type=int, default=0, help="timed runs per case (default 3 on CPU, 50 on CUDA)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1 on CPU, 10 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's default)")
-    p.add_argument("--no-quality", dest="quality", action="store_false",
-                   help="skip the output-quality check against the fp32 path")
+    p.add_argument(
+        "--no-quality", dest="quality", action="store_false", help="skip the output-quality check against the fp32 path"
+    )
     p.add_argument("--json", action="store_true", help="print the records as JSON")
     p.set_defaults(entry="srdb_ros.inference.bench:main")
 
 
 def _make_bag(sub) -> None:
-    p = sub.add_parser("make-bag", help="build an evaluation rosbag2 from image folders",
-                       description="EO frames are degraded by seeded synthetic motion blur, IR frames downscaled x4 "
-                                   "(antialiased bicubic); each input has its ground truth on /<cam>/ground_truth "
-                                   "with the same stamp. 8-bit and 16-bit thermal frames are kept as mono8/mono16.")
+    p = sub.add_parser(
+        "make-bag",
+        help="build an evaluation rosbag2 from image folders",
+        description="EO frames are degraded by seeded synthetic motion blur, IR frames downscaled x4 "
+        "(antialiased bicubic); each input has its ground truth on /<cam>/ground_truth "
+        "with the same stamp. 8-bit and 16-bit thermal frames are kept as mono8/mono16.",
+    )
     p.add_argument("--eo", default=None, help="folder of sharp EO frames")
     p.add_argument("--ir", default=None, help="folder of high-resolution thermal frames")
     p.add_argument("--output", required=True, help="bag folder to create")
@@ -138,17 +172,22 @@ def _make_bag(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="motion-blur seed")
     p.add_argument("--max-frames", type=int, default=0, help="frames per camera (0 = all)")
     p.add_argument("--eo-max-side", type=int, default=0, help="downscale EO frames to this longer side (0 = keep)")
-    p.add_argument("--ir-max-side", type=int, default=0, help="downscale IR ground truth to this longer side (0 = keep)")
+    p.add_argument(
+        "--ir-max-side", type=int, default=0, help="downscale IR ground truth to this longer side (0 = keep)"
+    )
     p.add_argument("--eo-encoding", choices=("bgr8", "rgb8"), default="bgr8")
     p.set_defaults(entry="srdb_ros.evaluation.bags:main")
 
 
 def _evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="replay a bag through the node and report quality, latency and drops",
-                       description="Start enhance_node as its own process (or --attach to a running one), replay the "
-                                   "bag's <cam>/image_raw and camera_info topics with their recorded QoS and timing, "
-                                   "record the outputs into OUT/recorded, and write OUT/report.md, metrics.json, "
-                                   "frames.csv, image grids and latency plots. Arguments after -- go to the node.")
+    p = sub.add_parser(
+        "evaluate",
+        help="replay a bag through the node and report quality, latency and drops",
+        description="Start enhance_node as its own process (or --attach to a running one), replay the "
+        "bag's <cam>/image_raw and camera_info topics with their recorded QoS and timing, "
+        "record the outputs into OUT/recorded, and write OUT/report.md, metrics.json, "
+        "frames.csv, image grids and latency plots. Arguments after -- go to the node.",
+    )
     p.add_argument("bag", help="rosbag2 folder (MCAP or sqlite3)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--attach", action="store_true", help="use an enhance node that is already running")
@@ -156,16 +195,23 @@ def _evaluate(sub) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="replay rate factor (as ros2 bag play --rate)")
     p.add_argument("--loop", type=int, default=1, help="play the bag this many times")
     p.add_argument("--params-file", default=None, help="node parameter file (default: the bundled enhance.yaml)")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a private one, or the "
-                                                               "environment's with --attach)")
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS_DOMAIN_ID (default: a private one, or the environment's with --attach)",
+    )
     p.set_defaults(entry="srdb_ros.evaluation.evaluate:main")
 
 
 def _demo(sub) -> None:
-    p = sub.add_parser("demo", help="the README demo: bag of bundled samples -> node -> report",
-                       description="Make a bag from the bundled sample frames, start the node with the bundled "
-                                   "student model as its own process, replay, score and write a report; prints a "
-                                   "summary. A few minutes on 2 CPU cores.")
+    p = sub.add_parser(
+        "demo",
+        help="the README demo: bag of bundled samples -> node -> report",
+        description="Make a bag from the bundled sample frames, start the node with the bundled "
+        "student model as its own process, replay, score and write a report; prints a "
+        "summary. A few minutes on 2 CPU cores.",
+    )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     p.add_argument("--frames", type=int, default=0, help="frames per camera (default: all bundled samples)")
     p.add_argument("--fps", type=float, default=1.0, help="replay frame rate (default 1)")
@@ -181,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="srdb",
         description="srdb_ros: integrated motion deblurring and x4 super-resolution for EO/IR cameras. "
-                    "Run `srdb COMMAND --help` for each command.",
+        "Run `srdb COMMAND --help` for each command.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -198,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         argv, extra = argv[:i], argv[i + 1 :]
     args = build_parser().parse_args(argv)
     args.ros_args = extra
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     module, _, func = args.entry.partition(":")
     try:
         return int(getattr(importlib.import_module(module), func)(args) or 0)

@@ -15,8 +15,12 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
 OUTPUTS = {
-    "eo/deblurred": Image, "eo/super_resolved": Image, "eo/super_resolved/camera_info": CameraInfo,
-    "ir/deblurred": Image, "ir/super_resolved": Image, "ir/super_resolved/camera_info": CameraInfo,
+    "eo/deblurred": Image,
+    "eo/super_resolved": Image,
+    "eo/super_resolved/camera_info": CameraInfo,
+    "ir/deblurred": Image,
+    "ir/super_resolved": Image,
+    "ir/super_resolved/camera_info": CameraInfo,
     "/diagnostics": DiagnosticArray,
 }
 
@@ -67,8 +71,9 @@ class RosProbe:
 
     def wait_for_node(self, timeout: float = 60.0) -> bool:
         """True once the enhance node's subscriptions are matched."""
-        return self.wait_for(lambda: self.pubs["eo"].get_subscription_count() > 0
-                             and self.param_client.service_is_ready(), timeout)
+        return self.wait_for(
+            lambda: self.pubs["eo"].get_subscription_count() > 0 and self.param_client.service_is_ready(), timeout
+        )
 
     def set_parameter(self, name: str, value: str):
         param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))

@@ -51,8 +51,14 @@ def test_make_bag_from_folders(tmp_path):
     by_topic = {}
     for m in msgs:
         by_topic.setdefault(m.topic, []).append(m)
-    assert set(by_topic) == {"/eo/image_raw", "/eo/camera_info", "/eo/ground_truth", "/ir/image_raw",
-                             "/ir/camera_info", "/ir/ground_truth"}
+    assert set(by_topic) == {
+        "/eo/image_raw",
+        "/eo/camera_info",
+        "/eo/ground_truth",
+        "/ir/image_raw",
+        "/ir/camera_info",
+        "/ir/ground_truth",
+    }
     eo_in, eo_gt = by_topic["/eo/image_raw"][0].decode(), by_topic["/eo/ground_truth"][0].decode()
     assert eo_in.header.stamp == eo_gt.header.stamp and (eo_in.width, eo_in.height) == (eo_gt.width, eo_gt.height)
     blurred, sharp = decode_image(eo_in)[0], decode_image(eo_gt)[0]
@@ -100,9 +106,25 @@ def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights):
     make_bag(SAMPLES / "eo", SAMPLES / "ir", tmp_path / "bag", fps=4, max_frames=2, ir_max_side=320)
     out = tmp_path / "report"
     result = subprocess.run(
-        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(tmp_path / "bag"), "--out", str(out), "--", "--ros-args",
-         "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "evaluate",
+            str(tmp_path / "bag"),
+            "--out",
+            str(out),
+            "--",
+            "--ros-args",
+            "-p",
+            "backend:=torch",
+            "-p",
+            f"weights_path:={student_weights}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     eo, ir = metrics["results"]["eo/deblur"], metrics["results"]["ir/sr"]
@@ -127,9 +149,29 @@ def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights)
             bag.write("/eo/image_raw", image_message(img, "rgb8", stamp, "eo"), stamp)
     out = tmp_path / "report"
     result = subprocess.run(
-        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(tmp_path / "bag"), "--out", str(out), "--rate", "2",
-         "--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}", "-p", "ir.enabled:=false"],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "evaluate",
+            str(tmp_path / "bag"),
+            "--out",
+            str(out),
+            "--rate",
+            "2",
+            "--",
+            "--ros-args",
+            "-p",
+            "backend:=torch",
+            "-p",
+            f"weights_path:={student_weights}",
+            "-p",
+            "ir.enabled:=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     eo = json.loads((out / "metrics.json").read_text())["results"]["eo/deblur"]
     assert "quality" not in eo and eo["frames_out"] >= 1 and eo["latency_ms"]["max"] > 0
@@ -150,15 +192,54 @@ def test_info_json():
 
 
 def test_score_json_for_both_tasks(student_weights):
-    deblur = json.loads(_cli("score", "--model", str(student_weights), "--task", "deblur", "--pairs",
-                             str(SAMPLES / "eo"), "--max-images", "2", "--crop", "96", "--json").stdout)
-    sr = json.loads(_cli("score", "--model", str(student_weights), "--task", "sr", "--hr", str(SAMPLES / "ir"),
-                         "--max-images", "2", "--crop", "96", "--json").stdout)
+    deblur = json.loads(
+        _cli(
+            "score",
+            "--model",
+            str(student_weights),
+            "--task",
+            "deblur",
+            "--pairs",
+            str(SAMPLES / "eo"),
+            "--max-images",
+            "2",
+            "--crop",
+            "96",
+            "--json",
+        ).stdout
+    )
+    sr = json.loads(
+        _cli(
+            "score",
+            "--model",
+            str(student_weights),
+            "--task",
+            "sr",
+            "--hr",
+            str(SAMPLES / "ir"),
+            "--max-images",
+            "2",
+            "--crop",
+            "96",
+            "--json",
+        ).stdout
+    )
     for result in (deblur, sr):
         assert {"model_psnr", "baseline_psnr", "model_ssim", "baseline_ssim", "count"} <= set(result)
         assert result["count"] == 2 and np.isfinite(result["baseline_psnr"])
-    text = _cli("score", "--model", str(student_weights), "--task", "deblur", "--pairs", str(SAMPLES / "eo"),
-                "--max-images", "1", "--crop", "64").stdout
+    text = _cli(
+        "score",
+        "--model",
+        str(student_weights),
+        "--task",
+        "deblur",
+        "--pairs",
+        str(SAMPLES / "eo"),
+        "--max-images",
+        "1",
+        "--crop",
+        "64",
+    ).stdout
     assert "blurry input PSNR" in text and "mean (1 images, RGB)" in text
 
 
@@ -167,8 +248,20 @@ def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weigh
 
     save_span(SPAN(), tmp_path / "span.safetensors")
     assert load_span(tmp_path / "span.safetensors").upscale == 4
-    out = _cli("fig9", "--model", str(student_weights), "--span", str(tmp_path / "span.safetensors"), "--hr",
-               str(SAMPLES / "eo"), "--max-images", "2", "--crop", "64", "--json")
+    out = _cli(
+        "fig9",
+        "--model",
+        str(student_weights),
+        "--span",
+        str(tmp_path / "span.safetensors"),
+        "--hr",
+        str(SAMPLES / "eo"),
+        "--max-images",
+        "2",
+        "--crop",
+        "64",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) == {"integrated", "standalone_span", "bicubic", "count"} and result["count"] == 2

@@ -25,8 +25,14 @@ from srdb_ros.inference.processing import array_to_image, image_to_array, pad_ar
 
 @pytest.mark.parametrize(
     "shape, dtype, order",
-    [((13, 17), np.uint8, "mono"), ((13, 17, 1), np.uint8, "mono"), ((13, 17, 3), np.uint8, "rgb"),
-     ((13, 17, 3), np.uint8, "bgr"), ((13, 17), np.uint16, "mono"), ((13, 17, 3), np.float32, "rgb")],
+    [
+        ((13, 17), np.uint8, "mono"),
+        ((13, 17, 1), np.uint8, "mono"),
+        ((13, 17, 3), np.uint8, "rgb"),
+        ((13, 17, 3), np.uint8, "bgr"),
+        ((13, 17), np.uint16, "mono"),
+        ((13, 17, 3), np.float32, "rgb"),
+    ],
 )
 def test_pre_post_round_trip(shape, dtype, order):
     rng = np.random.default_rng(0)
@@ -108,8 +114,12 @@ def test_tiled_enhancer_is_close_to_whole_frame(student_weights):
 
 def _export(tmp_path, weights, task):
     out = tmp_path / f"m_{task}.onnx"
-    result = subprocess.run([sys.executable, "-m", "srdb_ros.cli", "export", "--model", str(weights), "--task", task,
-                             "--output", str(out)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "srdb_ros.cli", "export", "--model", str(weights), "--task", task, "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     return out, result.stdout
 
@@ -130,6 +140,33 @@ def test_export_cli_onnx_parity(tmp_path, student_weights, task):
     outs = sess.run(None, {"image": np.random.default_rng(0).random((1, 3, 20, 28), dtype=np.float32)})
     expected = {"deblur": [(1, 3, 20, 28)], "sr": [(1, 3, 80, 112)], "both": [(1, 3, 20, 28), (1, 3, 80, 112)]}[task]
     assert [o.shape for o in outs] == expected
+
+
+def test_fp16_export_runs_in_onnxruntime(tmp_path, student_weights):
+    out = tmp_path / "fp16.onnx"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "export",
+            "--model",
+            str(student_weights),
+            "--task",
+            "deblur",
+            "--fp16",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    backend = OnnxRuntimeBackend(ModelFiles(onnx=str(out)), "cpu")
+    x = np.random.default_rng(9).random((1, 3, 16, 24), dtype=np.float32)
+    ref = TorchBackend(student_weights, "cpu").infer("deblur", x)["deblur"]
+    assert np.abs(backend.infer("deblur", x)["deblur"] - ref).max() < 2e-2
 
 
 def test_backends_agree(tmp_path, student_weights):
@@ -169,12 +206,14 @@ def test_missing_and_corrupt_files_give_one_line_errors(tmp_path):
         create_backend("torch", ModelFiles(weights=str(tmp_path / "missing.safetensors")), "cpu")
     with pytest.raises(BackendError, match=r"nowhere_deblur\.onnx: ONNX file not found.*srdb export"):
         OnnxRuntimeBackend(ModelFiles(onnx=str(tmp_path / "nowhere_{task}.onnx")), "cpu").infer(
-            "deblur", np.zeros((1, 3, 8, 8), np.float32))
+            "deblur", np.zeros((1, 3, 8, 8), np.float32)
+        )
     bad = tmp_path / "bad_deblur.onnx"
     bad.write_bytes(b"this is not a protobuf")
     with pytest.raises(BackendError, match=r"bad_deblur\.onnx: not a loadable ONNX model") as err:
         OnnxRuntimeBackend(ModelFiles(onnx=str(tmp_path / "bad_{task}.onnx")), "cpu").infer(
-            "deblur", np.zeros((1, 3, 8, 8), np.float32))
+            "deblur", np.zeros((1, 3, 8, 8), np.float32)
+        )
     assert "\n" not in str(err.value)
     with pytest.raises(BackendError, match="backend must be one of"):
         create_backend("openvino", ModelFiles())
@@ -190,7 +229,9 @@ def test_cuda_requests_fail_clearly_without_a_gpu(student_weights):
 
 
 def test_tensorrt_backend(tmp_path, student_weights):
-    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable on this machine (needs NVIDIA TensorRT 10)")
+    trt = pytest.importorskip(
+        "tensorrt", reason="TensorRT is not installable on this machine (needs NVIDIA TensorRT 10)"
+    )
     import torch
 
     if not torch.cuda.is_available():
@@ -237,7 +278,9 @@ def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
 
     engine = tmp_path / "e.engine"
     engine.write_bytes(b"x")
-    tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t").save(engine)
+    tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t").save(
+        engine
+    )
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.3.0", "NVIDIA H100", "9.0"))
     assert "TensorRT 10.0.1" in tensorrt_build.engine_mismatch(engine)
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA H100", "9.0"))
@@ -249,9 +292,31 @@ def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
 
 
 def test_bench_json_has_ratio_column(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "srdb_ros.cli", "bench", "--task", "sr", "--backend", "onnxruntime",
-                          "--device", "cpu", "--size", "64x48", "--repeats", "1", "--warmup", "0", "--json"],
-                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "bench",
+            "--task",
+            "sr",
+            "--backend",
+            "onnxruntime",
+            "--device",
+            "cpu",
+            "--size",
+            "64x48",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     records = report["records"]

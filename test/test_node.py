@@ -25,9 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def node_process(student_weights, tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "node.log"
-    proc = start_node(ros_args=["-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={student_weights}",
-                                "-p", "max_pixels:=40000", "-p", "log_every_n:=5", "-p", "diagnostics.period:=0.5"],
-                      log_path=log)
+    proc = start_node(
+        ros_args=[
+            "-p",
+            "backend:=torch",
+            "-p",
+            "device:=cpu",
+            "-p",
+            f"weights_path:={student_weights}",
+            "-p",
+            "max_pixels:=40000",
+            "-p",
+            "log_every_n:=5",
+            "-p",
+            "diagnostics.period:=0.5",
+        ],
+        log_path=log,
+    )
     yield proc, log
     proc.terminate()
     try:
@@ -67,8 +81,11 @@ def test_each_encoding_eo_deblur_and_ir_sr(probe, encoding):
     stamp = 100 + ["rgb8", "bgr8", "mono8", "mono16", "16UC1"].index(encoding)
     eo, ir = _frame(encoding, 24, 32, 1, stamp, "eo_optical"), _frame(encoding, 12, 20, 2, stamp, "ir_optical")
     ok = probe.wait_for(
-        lambda: stamp in _stamps(probe.messages("eo/deblurred")) and stamp in _stamps(probe.messages("ir/super_resolved")),
-        republish=lambda: (probe.pubs["eo"].publish(eo), probe.pubs["ir"].publish(ir)))
+        lambda: (
+            stamp in _stamps(probe.messages("eo/deblurred")) and stamp in _stamps(probe.messages("ir/super_resolved"))
+        ),
+        republish=lambda: (probe.pubs["eo"].publish(eo), probe.pubs["ir"].publish(ir)),
+    )
     assert ok
     out_eo = next(m for m in probe.messages("eo/deblurred") if m.header.stamp.sec == stamp)
     out_ir = next(m for m in probe.messages("ir/super_resolved") if m.header.stamp.sec == stamp)
@@ -90,8 +107,10 @@ def test_camera_info_is_scaled_with_super_resolution(probe):
     info.k = [50.0, 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
     info.p = [50.0, 0.0, 10.0, -5.0, 0.0, 52.0, 6.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     frame = _frame("mono8", 12, 20, 3, 200, "ir_optical")
-    ok = probe.wait_for(lambda: any(m.header.stamp.sec == 200 for m in probe.messages("ir/super_resolved/camera_info")),
-                        republish=lambda: (probe.pubs["ir_info"].publish(info), probe.pubs["ir"].publish(frame)))
+    ok = probe.wait_for(
+        lambda: any(m.header.stamp.sec == 200 for m in probe.messages("ir/super_resolved/camera_info")),
+        republish=lambda: (probe.pubs["ir_info"].publish(info), probe.pubs["ir"].publish(frame)),
+    )
     assert ok
     out = next(m for m in probe.messages("ir/super_resolved/camera_info") if m.header.stamp.sec == 200)
     assert (out.width, out.height) == (80, 48)
@@ -104,9 +123,10 @@ def test_task_changes_at_runtime_and_bad_values_are_rejected(probe):
     assert not result.successful and "eo.task must be one of" in result.reason
     assert probe.set_parameter("eo.task", "both").successful
     frame = _frame("rgb8", 16, 24, 4, 300)
-    ok = probe.wait_for(lambda: 300 in _stamps(probe.messages("eo/super_resolved"))
-                        and 300 in _stamps(probe.messages("eo/deblurred")),
-                        republish=lambda: probe.pubs["eo"].publish(frame))
+    ok = probe.wait_for(
+        lambda: 300 in _stamps(probe.messages("eo/super_resolved")) and 300 in _stamps(probe.messages("eo/deblurred")),
+        republish=lambda: probe.pubs["eo"].publish(frame),
+    )
     assert ok
     sr = next(m for m in probe.messages("eo/super_resolved") if m.header.stamp.sec == 300)
     assert (sr.width, sr.height) == (96, 64)
@@ -134,9 +154,10 @@ def test_malformed_frames_are_counted_and_the_node_keeps_serving(probe, node_pro
             time.sleep(0.1)
     good_ir = _frame("mono8", 12, 20, 6, 404)
     good_eo = _frame("rgb8", 16, 16, 6, 405)
-    assert probe.wait_for(lambda: 404 in _stamps(probe.messages("ir/super_resolved"))
-                          and 405 in _stamps(probe.messages("eo/deblurred")),
-                          republish=lambda: (probe.pubs["ir"].publish(good_ir), probe.pubs["eo"].publish(good_eo)))
+    assert probe.wait_for(
+        lambda: 404 in _stamps(probe.messages("ir/super_resolved")) and 405 in _stamps(probe.messages("eo/deblurred")),
+        republish=lambda: (probe.pubs["ir"].publish(good_ir), probe.pubs["eo"].publish(good_eo)),
+    )
     assert node_process[0].poll() is None
 
     def failed_count():
@@ -159,8 +180,11 @@ def test_flood_stays_current_and_counts_drops(probe):
     for msg in frames:
         probe.pubs["eo"].publish(msg)
         time.sleep(0.005)
-    assert probe.wait_for(lambda: 1059 in _stamps(probe.messages("eo/deblurred")),
-                          republish=lambda: probe.pubs["eo"].publish(frames[-1]), period=1.0)
+    assert probe.wait_for(
+        lambda: 1059 in _stamps(probe.messages("eo/deblurred")),
+        republish=lambda: probe.pubs["eo"].publish(frames[-1]),
+        period=1.0,
+    )
     outputs = [m.header.stamp.sec for m in probe.messages("eo/deblurred") if 1000 <= m.header.stamp.sec < 1060]
     assert len(set(outputs)) < 40  # it skipped stale frames instead of queueing them
     assert outputs == sorted(outputs)
@@ -174,8 +198,9 @@ def test_flood_stays_current_and_counts_drops(probe):
 
 def test_diagnostics_report_rates_latency_and_backend(probe):
     frame = _frame("rgb8", 16, 16, 8, 500)
-    assert probe.wait_for(lambda: 500 in _stamps(probe.messages("eo/deblurred")),
-                          republish=lambda: probe.pubs["eo"].publish(frame))
+    assert probe.wait_for(
+        lambda: 500 in _stamps(probe.messages("eo/deblurred")), republish=lambda: probe.pubs["eo"].publish(frame)
+    )
     probe.clear()
     assert probe.wait_for(lambda: _camera_status(probe, "eo") is not None, timeout=5)
     status = _camera_status(probe, "eo")
@@ -193,8 +218,10 @@ def test_node_logs_every_n_frames(node_process, probe):
 
 
 def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
-    proc = start_node(ros_args=["-p", "backend:=torch", "-p", f"weights_path:={tmp_path / 'gone.safetensors'}"],
-                      log_path=tmp_path / "log")
+    proc = start_node(
+        ros_args=["-p", "backend:=torch", "-p", f"weights_path:={tmp_path / 'gone.safetensors'}"],
+        log_path=tmp_path / "log",
+    )
     assert proc.wait(timeout=60) == 1
     assert "gone.safetensors: weight file not found" in (tmp_path / "log").read_text()
 
@@ -224,21 +251,29 @@ def test_config_defaults_match_declared_parameters_and_schema():
 
 def test_launch_file_declares_its_arguments():
     tree = ast.parse((ROOT / "launch" / "enhance.launch.py").read_text())
-    names = {node.elts[0].value for node in ast.walk(tree)
-             if isinstance(node, ast.Tuple) and node.elts and isinstance(node.elts[0], ast.Constant)
-             and isinstance(node.elts[0].value, str) and len(node.elts) == 3}
+    names = {
+        node.elts[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Tuple)
+        and node.elts
+        and isinstance(node.elts[0], ast.Constant)
+        and isinstance(node.elts[0].value, str)
+        and len(node.elts) == 3
+    }
     assert {"params_file", "namespace", "eo_task", "ir_task", "backend", "engine_path", "eo_image", "ir_image"} <= names
 
 
 def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
-    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS install needed)")
+    pytest.importorskip(
+        "launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS install needed)"
+    )
     import os
     import shutil
 
-    import launch
     from launch.launch_description_sources import PythonLaunchDescriptionSource
-
     from test_package import _copy_source
+
+    import launch
 
     ws = tmp_path / "ws"
     _copy_source(ws / "src" / "srdb_ros")
@@ -249,16 +284,28 @@ def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
     os.environ["AMENT_PREFIX_PATH"] = f"{prefix}{os.pathsep}{os.environ.get('AMENT_PREFIX_PATH', '')}"
     os.environ["PYTHONPATH"] = f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"weights_path": str(student_weights),
-                                                                  "diagnostics": {"period": 0.5}}}}))
+    params.write_text(
+        yaml.safe_dump(
+            {"/**": {"ros__parameters": {"weights_path": str(student_weights), "diagnostics": {"period": 0.5}}}}
+        )
+    )
     ls = launch.LaunchService()
-    ls.include_launch_description(launch.LaunchDescription([
-        launch.actions.IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(str(prefix / "share" / "srdb_ros" / "launch" / "enhance.launch.py")),
-            launch_arguments={"namespace": "front", "backend": "torch", "params_file": str(params),
-                              "eo_task": "both"}.items()),
-        launch.actions.TimerAction(period=25.0, actions=[launch.actions.Shutdown()]),
-    ]))
+    ls.include_launch_description(
+        launch.LaunchDescription(
+            [
+                launch.actions.IncludeLaunchDescription(
+                    PythonLaunchDescriptionSource(str(prefix / "share" / "srdb_ros" / "launch" / "enhance.launch.py")),
+                    launch_arguments={
+                        "namespace": "front",
+                        "backend": "torch",
+                        "params_file": str(params),
+                        "eo_task": "both",
+                    }.items(),
+                ),
+                launch.actions.TimerAction(period=25.0, actions=[launch.actions.Shutdown()]),
+            ]
+        )
+    )
     assert ls.run() == 0
     names = {s.name for a in probe.messages("/diagnostics") for s in a.status}
     assert "/front/enhance_node: eo" in names

@@ -28,7 +28,10 @@ def colcon_install(tmp_path_factory) -> Path:
     _copy_source(ws / "src" / "srdb_ros")
     result = subprocess.run(
         [colcon, "build", "--base-paths", "src", "--build-base", "build", "--install-base", "install"],
-        cwd=ws, capture_output=True, text=True, timeout=600,
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return ws / "install"
@@ -54,9 +57,12 @@ def test_installed_package_finds_its_share_through_ament_index(colcon_install, t
     from srdb_ros.ros.env import ros_environment
 
     env = ros_environment(base={"PATH": "/usr/bin:/bin", "AMENT_PREFIX_PATH": str(prefix), "PYTHONPATH": str(site)})
-    code = "from srdb_ros.resources import share_dir, bundled_model; print(share_dir()); print(bundled_model().is_file())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "from srdb_ros.resources import share_dir, bundled_model; print(share_dir()); print(bundled_model().is_file())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     share, exists = out.stdout.split()
     assert Path(share) == prefix / "share" / "srdb_ros"
@@ -68,8 +74,18 @@ def test_package_xml_is_format3_ament_python_with_run_dependencies():
     assert root.get("format") == "3"
     assert root.find("export/build_type").text == "ament_python"
     run = {e.text for e in root.findall("exec_depend")}
-    for dep in ("rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge", "launch", "launch_ros",
-                "python3-numpy", "python3-opencv", "python3-yaml"):
+    for dep in (
+        "rclpy",
+        "sensor_msgs",
+        "std_msgs",
+        "diagnostic_msgs",
+        "cv_bridge",
+        "launch",
+        "launch_ros",
+        "python3-numpy",
+        "python3-opencv",
+        "python3-yaml",
+    ):
         assert dep in run, dep
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 
@@ -78,8 +94,11 @@ def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^(make \w+)$", readme, flags=re.M)
     assert "make test" in commands and "make demo" in commands
-    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.startswith("#")]
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert "make test" in ci
     assert "set -euo pipefail" in ci
 
@@ -89,3 +108,13 @@ def test_cli_help_lists_commands():
     assert out.returncode == 0
     for command in ("info", "export", "build-engine", "bench", "node", "make-bag", "evaluate", "demo"):
         assert command in out.stdout, command
+
+
+def test_code_passes_the_linter():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is not installed in this environment (pip install ruff)")
+    out = subprocess.run(
+        [ruff, "check", "srdb_ros", "test", "launch", "setup.py"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout

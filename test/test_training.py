@@ -48,7 +48,9 @@ def test_content_and_frequency_losses_on_known_inputs():
 def test_distillation_loss_is_a_plain_sum():
     s, t = [torch.zeros(1, 2, 4, 4)], [torch.ones(1, 2, 4, 4)]
     out = distillation_loss(s, t, torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5), torch.tensor(0.2))
-    assert out["feature"] == pytest.approx(1.0) and out["pseudo"] == pytest.approx(0.5) and out["gt"] == pytest.approx(0.2)
+    assert (
+        out["feature"] == pytest.approx(1.0) and out["pseudo"] == pytest.approx(0.5) and out["gt"] == pytest.approx(0.2)
+    )
     assert out["total"] == pytest.approx(1.7)
 
 
@@ -144,8 +146,9 @@ def _srdb(*args, **kwargs):
 
 def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
     out = tmp_path / "run"
-    result = _srdb("train", "--config", str(ROOT / "config" / "train_smoke.yaml"), "--output", str(out), timeout=900,
-                   cwd=ROOT)
+    result = _srdb(
+        "train", "--config", str(ROOT / "config" / "train_smoke.yaml"), "--output", str(out), timeout=900, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for stage in ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export"):
         assert (out / stage / "done.json").is_file(), stage
@@ -167,8 +170,10 @@ def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
 def _tiny_config(tmp_path: Path, steps: int, every: int) -> Path:
     cfg = yaml.safe_load((ROOT / "config" / "train_smoke.yaml").read_text())
     cfg.update(teacher="student", checkpoint_every=every, log_every=1, validation={"enabled": False})
-    cfg["data"] = {k: [str(ROOT / p) for p in v] if isinstance(v, list) else str(ROOT / v) if k in ("eo_val", "ir_val")
-                   else v for k, v in cfg["data"].items()}
+    cfg["data"] = {
+        k: [str(ROOT / p) for p in v] if isinstance(v, list) else str(ROOT / v) if k in ("eo_val", "ir_val") else v
+        for k, v in cfg["data"].items()
+    }
     cfg["stages"]["phase1"] = {"steps": steps, "batch": 2, "crop": 32, "lr": 1e-3}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -179,22 +184,47 @@ def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
     config = _tiny_config(tmp_path, steps=16, every=2)
     stages = "init,phase1"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    ref = _srdb("train", "--config", str(config), "--output", str(tmp_path / "a"), "--stages", stages, timeout=600, env=env)
+    ref = _srdb(
+        "train", "--config", str(config), "--output", str(tmp_path / "a"), "--stages", stages, timeout=600, env=env
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
-    proc = subprocess.Popen([sys.executable, "-m", "srdb_ros.cli", "train", "--config", str(config), "--output",
-                             str(tmp_path / "b"), "--stages", stages], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "train",
+            "--config",
+            str(config),
+            "--output",
+            str(tmp_path / "b"),
+            "--stages",
+            stages,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpt = tmp_path / "b" / "phase1" / "last.pt"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (ckpt.is_file() and
-                                               torch.load(ckpt, weights_only=True)["step"] >= 6):
+    while time.monotonic() < deadline and not (ckpt.is_file() and torch.load(ckpt, weights_only=True)["step"] >= 6):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(ckpt, weights_only=True)["step"]
     assert 6 <= killed_at < 16 and not (tmp_path / "b" / "phase1" / "done.json").exists()
-    resumed = _srdb("train", "--config", str(config), "--output", str(tmp_path / "b"), "--stages", stages, "--resume",
-                    timeout=600, env=env)
+    resumed = _srdb(
+        "train",
+        "--config",
+        str(config),
+        "--output",
+        str(tmp_path / "b"),
+        "--stages",
+        stages,
+        "--resume",
+        timeout=600,
+        env=env,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = load_file(str(tmp_path / "a" / "phase1" / "teacher.safetensors"))
     b = load_file(str(tmp_path / "b" / "phase1" / "teacher.safetensors"))
@@ -209,9 +239,27 @@ def test_two_process_gloo_ddp_run(tmp_path):
         pytest.skip("torchrun is not installed with this torch")
     config = _tiny_config(tmp_path, steps=4, every=2)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "srdb_ros.cli", "train",
-                             "--config", str(config), "--output", str(tmp_path / "ddp"), "--stages", "init,phase1"],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "srdb_ros.cli",
+            "train",
+            "--config",
+            str(config),
+            "--output",
+            str(tmp_path / "ddp"),
+            "--stages",
+            "init,phase1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     schedule = yaml.safe_load((tmp_path / "ddp" / "schedule.json").read_text())
     assert schedule["hardware"]["world_size"] == 2

@@ -46,7 +46,10 @@ class MotionBlurSynthesizer:
         x = np.zeros(self.steps, dtype=np.complex128)
         for t in range(self.steps - 1):
             shake = 2 * v * np.exp(1j * (np.pi + rng.random() - 0.5)) if rng.random() < big_shake * anxiety else 0
-            dv = shake + anxiety * (jitter * complex(rng.standard_normal(), rng.standard_normal()) - centripetal * x[t]) * step
+            dv = (
+                shake
+                + anxiety * (jitter * complex(rng.standard_normal(), rng.standard_normal()) - centripetal * x[t]) * step
+            )
             v = v + dv
             v = v / (abs(v) + 1e-12) * step
             x[t + 1] = x[t] + v

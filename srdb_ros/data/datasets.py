@@ -140,8 +140,14 @@ class _SeededDataset(Dataset):
 class SyntheticBlurDataset(_SeededDataset):
     """(blurred crop, sharp crop) made from sharp images by seeded motion blur."""
 
-    def __init__(self, folders, crop: int = 256, seed: int = 0, synthesizer: MotionBlurSynthesizer | None = None,
-                 flips: bool = True) -> None:
+    def __init__(
+        self,
+        folders,
+        crop: int = 256,
+        seed: int = 0,
+        synthesizer: MotionBlurSynthesizer | None = None,
+        flips: bool = True,
+    ) -> None:
         super().__init__(list_images(folders), seed)
         self.crop = crop
         self.synth = synthesizer or MotionBlurSynthesizer(seed=seed)
@@ -188,8 +194,17 @@ class SRDataset(_SeededDataset):
     sharp), which teaches SR through the deblurring encoder to remove blur.
     """
 
-    def __init__(self, folders, lr_folder=None, scale: int = 4, lr_crop: int = 64, seed: int = 0,
-                 blur_prob: float = 0.0, synthesizer: MotionBlurSynthesizer | None = None, flips: bool = True) -> None:
+    def __init__(
+        self,
+        folders,
+        lr_folder=None,
+        scale: int = 4,
+        lr_crop: int = 64,
+        seed: int = 0,
+        blur_prob: float = 0.0,
+        synthesizer: MotionBlurSynthesizer | None = None,
+        flips: bool = True,
+    ) -> None:
         super().__init__(list_images(folders), seed)
         self.lr_folder = Path(lr_folder) if lr_folder else None
         self.scale = scale

@@ -33,8 +33,17 @@ _INFINITE = QosTime(2147483647, 4294967295)
 
 
 def qos(reliable: bool, depth: int) -> Qos:
-    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
-               QosDurability.VOLATILE, _INFINITE, _INFINITE, QosLiveliness.AUTOMATIC, _INFINITE, False)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        depth,
+        QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        QosDurability.VOLATILE,
+        _INFINITE,
+        _INFINITE,
+        QosLiveliness.AUTOMATIC,
+        _INFINITE,
+        False,
+    )
 
 
 SENSOR_QOS = qos(False, 5)
@@ -62,15 +71,18 @@ class BagWriter:
 
     def _connection(self, topic: str, msgtype: str, qos_profile: Qos):
         if topic not in self.connections:
-            self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=TYPESTORE,
-                                                                 offered_qos_profiles=[qos_profile])
+            self.connections[topic] = self.writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=[qos_profile]
+            )
         return self.connections[topic]
 
     def write(self, topic: str, msg, timestamp_ns: int, qos_profile: Qos = RELIABLE_QOS) -> None:
         conn = self._connection(topic, msg.__msgtype__, qos_profile)
         self.writer.write(conn, timestamp_ns, TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
 
-    def write_raw(self, topic: str, msgtype: str, data: bytes, timestamp_ns: int, qos_profile: Qos = RELIABLE_QOS) -> None:
+    def write_raw(
+        self, topic: str, msgtype: str, data: bytes, timestamp_ns: int, qos_profile: Qos = RELIABLE_QOS
+    ) -> None:
         self.writer.write(self._connection(topic, msgtype, qos_profile), timestamp_ns, data)
 
 
@@ -119,9 +131,15 @@ def image_message(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
     arr = np.ascontiguousarray(arr)
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     Image = TYPESTORE.types[IMAGE]
-    return Image(header=make_header(stamp_ns, frame_id), height=arr.shape[0], width=arr.shape[1], encoding=encoding,
-                 is_bigendian=0, step=arr.shape[1] * channels * arr.itemsize,
-                 data=np.frombuffer(arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=np.uint8))
+    return Image(
+        header=make_header(stamp_ns, frame_id),
+        height=arr.shape[0],
+        width=arr.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=arr.shape[1] * channels * arr.itemsize,
+        data=np.frombuffer(arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=np.uint8),
+    )
 
 
 def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str):
@@ -131,10 +149,18 @@ def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str):
     CameraInfo = TYPESTORE.types[CAMERA_INFO]
     RegionOfInterest = TYPESTORE.types["sensor_msgs/msg/RegionOfInterest"]
     return CameraInfo(
-        header=make_header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
-        d=np.zeros(5), k=np.array([f, 0, cx, 0, f, cy, 0, 0, 1.0]), r=np.eye(3).ravel(),
-        p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1.0, 0]), binning_x=0, binning_y=0,
-        roi=RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+        header=make_header(stamp_ns, frame_id),
+        height=height,
+        width=width,
+        distortion_model="plumb_bob",
+        d=np.zeros(5),
+        k=np.array([f, 0, cx, 0, f, cy, 0, 0, 1.0]),
+        r=np.eye(3).ravel(),
+        p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1.0, 0]),
+        binning_x=0,
+        binning_y=0,
+        roi=RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
 
 
 def downscale(arr: np.ndarray, scale: int) -> np.ndarray:
@@ -169,9 +195,20 @@ def _fit(img: np.ndarray, max_side: int, multiple: int) -> np.ndarray:
     return img[: h - h % multiple, : w - w % multiple]
 
 
-def make_bag(eo_dir=None, ir_dir=None, output="eval_bag", storage: str = "mcap", fps: float = 10.0, seed: int = 0,
-             scale: int = 4, max_frames: int = 0, eo_max_side: int = 0, ir_max_side: int = 0,
-             eo_encoding: str = "bgr8", synthesizer: MotionBlurSynthesizer | None = None) -> dict:
+def make_bag(
+    eo_dir=None,
+    ir_dir=None,
+    output="eval_bag",
+    storage: str = "mcap",
+    fps: float = 10.0,
+    seed: int = 0,
+    scale: int = 4,
+    max_frames: int = 0,
+    eo_max_side: int = 0,
+    ir_max_side: int = 0,
+    eo_encoding: str = "bgr8",
+    synthesizer: MotionBlurSynthesizer | None = None,
+) -> dict:
     """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside."""
     if eo_dir is None and ir_dir is None:
         raise ValueError("give at least one of --eo and --ir")
@@ -204,8 +241,12 @@ def make_bag(eo_dir=None, ir_dir=None, output="eval_bag", storage: str = "mcap",
                 encoding = "mono16" if hr.dtype == np.uint16 else "mono8"
                 lr = downscale(hr, scale)
                 bag.write("/ir/image_raw", image_message(lr, encoding, stamp, "ir_optical"), stamp, SENSOR_QOS)
-                bag.write("/ir/camera_info", camera_info_message(lr.shape[1], lr.shape[0], stamp, "ir_optical"), stamp,
-                          SENSOR_QOS)
+                bag.write(
+                    "/ir/camera_info",
+                    camera_info_message(lr.shape[1], lr.shape[0], stamp, "ir_optical"),
+                    stamp,
+                    SENSOR_QOS,
+                )
                 bag.write("/ir/ground_truth", image_message(hr, encoding, stamp, "ir_optical"), stamp)
                 counts["ir"] += 1
     return {"path": str(output), "storage": storage, "frames": counts, "fps": fps}
@@ -213,9 +254,22 @@ def make_bag(eo_dir=None, ir_dir=None, output="eval_bag", storage: str = "mcap",
 
 def main(args) -> int:
     """``srdb make-bag``."""
-    info = make_bag(args.eo, args.ir, args.output, args.storage, args.fps, args.seed, 4, args.max_frames,
-                    args.eo_max_side, args.ir_max_side, args.eo_encoding)
-    print(f"wrote {info['path']} ({info['storage']}): {info['frames']['eo']} EO frames (motion-blurred, "
-          f"{args.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {args.fps:g} fps, "
-          f"ground truth on <cam>/ground_truth")
+    info = make_bag(
+        args.eo,
+        args.ir,
+        args.output,
+        args.storage,
+        args.fps,
+        args.seed,
+        4,
+        args.max_frames,
+        args.eo_max_side,
+        args.ir_max_side,
+        args.eo_encoding,
+    )
+    print(
+        f"wrote {info['path']} ({info['storage']}): {info['frames']['eo']} EO frames (motion-blurred, "
+        f"{args.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {args.fps:g} fps, "
+        f"ground truth on <cam>/ground_truth"
+    )
     return 0

@@ -23,10 +23,11 @@ def main(args) -> int:
     (out / MARKER).write_text("made by srdb demo\n")
     samples = share_dir() / "samples"
     t0 = time.monotonic()
-    info = make_bag(samples / "eo", samples / "ir", out / "bag", fps=args.fps, seed=args.seed,
-                    max_frames=args.frames)
-    print(f"[1/3] bag {info['path']}: {info['frames']['eo']} EO frames (synthetic motion blur) + {info['frames']['ir']} "
-          f"IR frames (x4 downscaled) at {args.fps:g} fps, with ground truth")
+    info = make_bag(samples / "eo", samples / "ir", out / "bag", fps=args.fps, seed=args.seed, max_frames=args.frames)
+    print(
+        f"[1/3] bag {info['path']}: {info['frames']['eo']} EO frames (synthetic motion blur) + {info['frames']['ir']} "
+        f"IR frames (x4 downscaled) at {args.fps:g} fps, with ground truth"
+    )
     ros_args = ["-p", f"backend:={args.backend}", "-p", "log_every_n:=0"]
     print(f"[2/3] starting enhance_node (model {bundled_model().name}, backend {args.backend}) and replaying ...")
     metrics = evaluate(EvalOptions(out / "bag", out / "report", ros_args=tuple(ros_args)))

@@ -111,8 +111,10 @@ def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
         if not player.wait_for_subscribers(opts.startup_timeout):
             alive = proc is None or proc.poll() is None
             log = (opts.out / "node.log").read_text()[-2000:] if proc is not None else ""
-            raise RuntimeError(f"the enhance node did not subscribe within {opts.startup_timeout:.0f} s "
-                               f"({'running' if alive else 'exited'}); its log ends:\n{log}")
+            raise RuntimeError(
+                f"the enhance node did not subscribe within {opts.startup_timeout:.0f} s "
+                f"({'running' if alive else 'exited'}); its log ends:\n{log}"
+            )
         info["node_startup_s"] = round(time.monotonic() - t0, 2)
         time.sleep(0.5)  # let the subscriptions' discovery settle both ways
         t_play = time.monotonic()
@@ -181,9 +183,16 @@ def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
         stamp = header_stamp_ns(r)
         out, order = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
         sends = [w for w in sent.get((cam, stamp), []) if w <= r.wall_ns]
-        row = {"camera": cam, "task": task, "stamp_ns": stamp, "width": out.shape[1], "height": out.shape[0],
-               "encoding_dtype": str(out.dtype), "latency_ms": round((r.wall_ns - max(sends)) / 1e6, 3) if sends else None,
-               "receive_wall_ns": r.wall_ns}
+        row = {
+            "camera": cam,
+            "task": task,
+            "stamp_ns": stamp,
+            "width": out.shape[1],
+            "height": out.shape[0],
+            "encoding_dtype": str(out.dtype),
+            "latency_ms": round((r.wall_ns - max(sends)) / 1e6, 3) if sends else None,
+            "receive_wall_ns": r.wall_ns,
+        }
         gt = truth.get((cam, stamp))
         inp = inputs.get((cam, stamp))
         if gt is not None and gt[0].shape == out.shape and inp is not None:
@@ -193,8 +202,12 @@ def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
             base = i if task == "deblur" else np.clip(bicubic_up(i), 0, 1)
             if base.shape == g.shape:
                 q, b = quality(o, g, task, SCALE), quality(base, g, task, SCALE)
-                row.update(psnr=round(q["psnr"], 3), ssim=round(q["ssim"], 4), baseline_psnr=round(b["psnr"], 3),
-                           baseline_ssim=round(b["ssim"], 4))
+                row.update(
+                    psnr=round(q["psnr"], 3),
+                    ssim=round(q["ssim"], 4),
+                    baseline_psnr=round(b["psnr"], 3),
+                    baseline_ssim=round(b["ssim"], 4),
+                )
         rows.append(row)
     return rows, summarize(rows, published, records)
 
@@ -204,7 +217,7 @@ def summarize(rows: list[dict], published, records) -> dict:
     inputs_per_cam: dict[str, int] = defaultdict(int)
     for p in published:
         inputs_per_cam[_camera(p.topic)] += 1
-    for (cam, task) in sorted({(r["camera"], r["task"]) for r in rows}):
+    for cam, task in sorted({(r["camera"], r["task"]) for r in rows}):
         group = [r for r in rows if r["camera"] == cam and r["task"] == task]
         lat = [r["latency_ms"] for r in group if r["latency_ms"] is not None]
         span = (max(r["receive_wall_ns"] for r in group) - min(r["receive_wall_ns"] for r in group)) / 1e9
@@ -213,8 +226,12 @@ def summarize(rows: list[dict], published, records) -> dict:
             "frames_out": len(group),
             "frames_unanswered": inputs_per_cam[cam] - len({r["stamp_ns"] for r in group}),
             "throughput_fps": round((len(group) - 1) / span, 3) if len(group) > 1 and span > 0 else None,
-            "latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "max": round(max(lat), 3) if lat else None,
-                           "mean": round(float(np.mean(lat)), 3) if lat else None},
+            "latency_ms": {
+                "p50": _pct(lat, 50),
+                "p95": _pct(lat, 95),
+                "max": round(max(lat), 3) if lat else None,
+                "mean": round(float(np.mean(lat)), 3) if lat else None,
+            },
         }
         scored = [r for r in group if "psnr" in r]
         if scored:
@@ -227,7 +244,9 @@ def summarize(rows: list[dict], published, records) -> dict:
                 "baseline_psnr_db": round(float(np.mean([r["baseline_psnr"] for r in scored])), 3),
                 "baseline_ssim": round(float(np.mean([r["baseline_ssim"] for r in scored])), 4),
             }
-            entry["quality"]["psnr_gain_db"] = round(entry["quality"]["psnr_db"] - entry["quality"]["baseline_psnr_db"], 3)
+            entry["quality"]["psnr_gain_db"] = round(
+                entry["quality"]["psnr_db"] - entry["quality"]["baseline_psnr_db"], 3
+            )
         summary[f"{cam}/{task}"] = entry
     diag = [r for r in records if r.topic == "/diagnostics"]
     if diag:
@@ -249,8 +268,20 @@ def evaluate(opts: EvalOptions) -> dict:
     metrics = {"bag": str(opts.bag), "rate": opts.rate, "loops": opts.loops, "run": info, "results": summary}
     (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(opts.out / "frames.csv", "w", newline="") as f:
-        fields = ["camera", "task", "stamp_ns", "width", "height", "encoding_dtype", "latency_ms", "psnr", "ssim",
-                  "baseline_psnr", "baseline_ssim", "receive_wall_ns"]
+        fields = [
+            "camera",
+            "task",
+            "stamp_ns",
+            "width",
+            "height",
+            "encoding_dtype",
+            "latency_ms",
+            "psnr",
+            "ssim",
+            "baseline_psnr",
+            "baseline_ssim",
+            "receive_wall_ns",
+        ]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
@@ -264,20 +295,32 @@ def print_summary(metrics: dict, out: Path) -> None:
         if key == "node_diagnostics":
             continue
         lat = entry["latency_ms"]
-        line = (f"  {key:10s} frames {entry['frames_out']}/{entry['frames_in']} out/in, latency p50 {lat['p50']} ms "
-                f"p95 {lat['p95']} ms")
+        line = (
+            f"  {key:10s} frames {entry['frames_out']}/{entry['frames_in']} out/in, latency p50 {lat['p50']} ms "
+            f"p95 {lat['p95']} ms"
+        )
         if "quality" in entry:
             q = entry["quality"]
-            line += (f"; PSNR {q['psnr_db']:.2f} dB vs {q['baseline_psnr_db']:.2f} ({q['baseline']}), "
-                     f"gain {q['psnr_gain_db']:+.2f} dB; SSIM {q['ssim']:.3f} vs {q['baseline_ssim']:.3f}")
+            line += (
+                f"; PSNR {q['psnr_db']:.2f} dB vs {q['baseline_psnr_db']:.2f} ({q['baseline']}), "
+                f"gain {q['psnr_gain_db']:+.2f} dB; SSIM {q['ssim']:.3f} vs {q['baseline_ssim']:.3f}"
+            )
         print(line)
 
 
 def main(args) -> int:
     """``srdb evaluate``."""
-    opts = EvalOptions(Path(args.bag), Path(args.out), args.attach, args.namespace, args.rate, args.loop,
-                       args.params_file, tuple(args.ros_args),
-                       domain_id=args.domain_id)
+    opts = EvalOptions(
+        Path(args.bag),
+        Path(args.out),
+        args.attach,
+        args.namespace,
+        args.rate,
+        args.loop,
+        args.params_file,
+        tuple(args.ros_args),
+        domain_id=args.domain_id,
+    )
     metrics = evaluate(opts)
     print_summary(metrics, opts.out)
     return 0

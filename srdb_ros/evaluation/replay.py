@@ -13,8 +13,11 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from .bags import TYPESTORE, BagMessage, bag_qos, read_bag
 
 CAMERAS = ("eo", "ir")
-OUTPUT_SUFFIXES = {"deblurred": "sensor_msgs/msg/Image", "super_resolved": "sensor_msgs/msg/Image",
-                   "super_resolved/camera_info": "sensor_msgs/msg/CameraInfo"}
+OUTPUT_SUFFIXES = {
+    "deblurred": "sensor_msgs/msg/Image",
+    "super_resolved": "sensor_msgs/msg/Image",
+    "super_resolved/camera_info": "sensor_msgs/msg/CameraInfo",
+}
 
 
 def rclpy_qos(q) -> QoSProfile:
@@ -23,7 +26,9 @@ def rclpy_qos(q) -> QoSProfile:
         history=HistoryPolicy.KEEP_ALL if q.history.name == "KEEP_ALL" else HistoryPolicy.KEEP_LAST,
         depth=max(1, int(q.depth)),
         reliability=ReliabilityPolicy.RELIABLE if q.reliability.name == "RELIABLE" else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if q.durability.name == "TRANSIENT_LOCAL" else DurabilityPolicy.VOLATILE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL
+        if q.durability.name == "TRANSIENT_LOCAL"
+        else DurabilityPolicy.VOLATILE,
     )
 
 
@@ -65,8 +70,9 @@ class Recorder:
         topics = {f"{prefix}{cam}/{suffix}": t for cam in CAMERAS for suffix, t in OUTPUT_SUFFIXES.items()}
         topics["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
         for topic, msgtype in topics.items():
-            self.node.create_subscription(message_class(msgtype), topic,
-                                          lambda raw, t=topic, m=msgtype: self._store(t, m, raw), qos, raw=True)
+            self.node.create_subscription(
+                message_class(msgtype), topic, lambda raw, t=topic, m=msgtype: self._store(t, m, raw), qos, raw=True
+            )
 
     def _store(self, topic: str, msgtype: str, raw: bytes) -> None:
         with self.lock:
@@ -84,8 +90,9 @@ class Recorder:
 class BagPlayer:
     """Publishes a bag's input topics with their recorded QoS, in log-time order and timing (``rate`` factor)."""
 
-    def __init__(self, node: Node, bag: str | Path, topics: list[str], rate: float = 1.0, loops: int = 1,
-                 namespace: str = "") -> None:
+    def __init__(
+        self, node: Node, bag: str | Path, topics: list[str], rate: float = 1.0, loops: int = 1, namespace: str = ""
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.node, self.bag, self.rate, self.loops = node, Path(bag), rate, max(1, loops)
@@ -97,8 +104,9 @@ class BagPlayer:
         if not self.messages:
             raise ValueError(f"{bag}: none of the topics {topics} has messages")
         types = {m.topic: m.msgtype for m in self.messages}
-        self.publishers = {t: node.create_publisher(message_class(types[t]), self.remap[t], rclpy_qos(qos[t]))
-                           for t in types}
+        self.publishers = {
+            t: node.create_publisher(message_class(types[t]), self.remap[t], rclpy_qos(qos[t])) for t in types
+        }
 
     def wait_for_subscribers(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

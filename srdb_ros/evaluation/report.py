@@ -54,7 +54,9 @@ def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: 
 
     frames: dict[tuple[str, str, int], tuple[np.ndarray, str]] = {}
     for msg in read_bag(bag):
-        if msg.msgtype == "sensor_msgs/msg/Image" and (msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")):
+        if msg.msgtype == "sensor_msgs/msg/Image" and (
+            msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")
+        ):
             d = msg.decode()
             kind = "input" if msg.topic.endswith("image_raw") else "gt"
             frames[(kind, _camera(msg.topic), d.header.stamp.sec * 10**9 + d.header.stamp.nanosec)] = decode_image(d)
@@ -65,7 +67,7 @@ def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: 
             task = "deblur" if r.topic.endswith("deblurred") else "sr"
             outputs[(_camera(r.topic), task, d.header.stamp.sec * 10**9 + d.header.stamp.nanosec)] = decode_image(d)
     paths = []
-    for (cam, task) in sorted({(r["camera"], r["task"]) for r in rows}):
+    for cam, task in sorted({(r["camera"], r["task"]) for r in rows}):
         stamps = sorted({r["stamp_ns"] for r in rows if r["camera"] == cam and r["task"] == task})
         for stamp in stamps[:: max(1, len(stamps) // per_group)][:per_group]:
             out = outputs.get((cam, task, stamp))
@@ -74,10 +76,16 @@ def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: 
             if out is None or inp is None:
                 continue
             ref = gt[0] if gt is not None and gt[0].shape == out[0].shape else None
-            grid = make_grid(_to_display(*inp, ref if ref is not None and ref.dtype == inp[0].dtype else None),
-                             _to_display(*out, ref), _to_display(*gt, ref) if ref is not None else None,
-                             ("input (blurred)" if task == "deblur" else "input (low-res, nearest x4)",
-                              "deblurred" if task == "deblur" else "super-resolved x4", "ground truth"))
+            grid = make_grid(
+                _to_display(*inp, ref if ref is not None and ref.dtype == inp[0].dtype else None),
+                _to_display(*out, ref),
+                _to_display(*gt, ref) if ref is not None else None,
+                (
+                    "input (blurred)" if task == "deblur" else "input (low-res, nearest x4)",
+                    "deblurred" if task == "deblur" else "super-resolved x4",
+                    "ground truth",
+                ),
+            )
             path = out_dir / f"grid_{cam}_{task}_{stamp}.png"
             cv2.imwrite(str(path), grid)
             paths.append(path)
@@ -118,31 +126,56 @@ def write_report(out_dir: Path, bag: Path, metrics: dict, rows: list[dict], reco
     grids = write_grids(out_dir, bag, records, rows)
     plot = write_latency_plot(out_dir, rows)
     lines = [
-        "# srdb_ros evaluation report", "",
+        "# srdb_ros evaluation report",
+        "",
         f"Bag: `{bag}` replayed at rate {metrics['rate']} x{metrics['loops']} "
         f"({'attached to a running node' if metrics['run'].get('attached') else 'node started as its own process'}). "
-        f"Outputs recorded in `recorded/` (MCAP).", "",
+        f"Outputs recorded in `recorded/` (MCAP).",
+        "",
         "Conventions: deblur PSNR/SSIM on RGB vs the sharp frame, baseline = the blurry input; x4 SR on the Y channel "
         "(BT.601) with a 4-pixel border crop vs the high-resolution frame, baseline = bicubic x4 of the input; 16-bit "
         "frames mapped through the ground truth's 1st-99th percentiles. Latency = output received - input published.",
-        "", "| camera/task | frames out/in | unanswered | throughput (FPS) | latency p50 / p95 / max (ms) | PSNR (dB) | "
-        "baseline PSNR | gain | SSIM | baseline SSIM |", "|---|---|---|---|---|---|---|---|---|---|",
+        "",
+        "| camera/task | frames out/in | unanswered | throughput (FPS) | latency p50 / p95 / max (ms) | PSNR (dB) | "
+        "baseline PSNR | gain | SSIM | baseline SSIM |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, e in metrics["results"].items():
         if key == "node_diagnostics":
             continue
         lat, q = e["latency_ms"], e.get("quality")
-        qual = (f"{q['psnr_db']:.2f} | {q['baseline_psnr_db']:.2f} | {q['psnr_gain_db']:+.2f} | {q['ssim']:.3f} | "
-                f"{q['baseline_ssim']:.3f}") if q else "- | - | - | - | -"
-        lines.append(f"| {key} | {e['frames_out']}/{e['frames_in']} | {e['frames_unanswered']} | {e['throughput_fps']} | "
-                     f"{lat['p50']} / {lat['p95']} / {lat['max']} | {qual} |")
+        qual = (
+            (
+                f"{q['psnr_db']:.2f} | {q['baseline_psnr_db']:.2f} | {q['psnr_gain_db']:+.2f} | {q['ssim']:.3f} | "
+                f"{q['baseline_ssim']:.3f}"
+            )
+            if q
+            else "- | - | - | - | -"
+        )
+        lines.append(
+            f"| {key} | {e['frames_out']}/{e['frames_in']} | {e['frames_unanswered']} | {e['throughput_fps']} | "
+            f"{lat['p50']} / {lat['p95']} / {lat['max']} | {qual} |"
+        )
     diag = metrics["results"].get("node_diagnostics")
     if diag:
         lines += ["", "## The node's own diagnostics (last /diagnostics message)", ""]
         for name, values in diag.items():
-            keep = {k: v for k, v in values.items() if k in ("backend", "task", "frames received", "frames published",
-                                                             "frames dropped", "frames failed", "infer p50 (ms)",
-                                                             "total p50 (ms)", "total p95 (ms)")}
+            keep = {
+                k: v
+                for k, v in values.items()
+                if k
+                in (
+                    "backend",
+                    "task",
+                    "frames received",
+                    "frames published",
+                    "frames dropped",
+                    "frames failed",
+                    "infer p50 (ms)",
+                    "total p50 (ms)",
+                    "total p95 (ms)",
+                )
+            }
             lines.append(f"- **{name}**: " + ", ".join(f"{k} {v}" for k, v in keep.items()))
     if plot:
         lines += ["", "## Latency", "", f"![latency]({plot.name})"]

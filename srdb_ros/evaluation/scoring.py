@@ -30,8 +30,9 @@ def center_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
     return img[y : y + ch, x : x + cw]
 
 
-def deblur_pairs_from_sharp(folder, seed: int = 1234, max_images: int = 0, crop: int = 0,
-                            synthesizer: MotionBlurSynthesizer | None = None) -> list[Pair]:
+def deblur_pairs_from_sharp(
+    folder, seed: int = 1234, max_images: int = 0, crop: int = 0, synthesizer: MotionBlurSynthesizer | None = None
+) -> list[Pair]:
     """Blur/sharp pairs from a folder of sharp frames with seeded synthetic blur (fixed per image index)."""
     synth = synthesizer or MotionBlurSynthesizer(seed=seed)
     files = list_images(folder)[: max_images or None]
@@ -48,7 +49,9 @@ def deblur_pairs_from_folders(folder) -> list[Pair]:
     return [Pair(b.name, read_image(b), read_image(folder / "sharp" / b.name)) for b in list_images(folder / "blur")]
 
 
-def sr_pairs_from_hr(folder, scale: int = 4, max_images: int = 0, crop: int = 0, blur_seed: int | None = None) -> list[Pair]:
+def sr_pairs_from_hr(
+    folder, scale: int = 4, max_images: int = 0, crop: int = 0, blur_seed: int | None = None
+) -> list[Pair]:
     """LR/HR pairs: HR cropped to a multiple of ``scale``, LR by antialiased bicubic (optionally blurred first)."""
     synth = MotionBlurSynthesizer(seed=blur_seed) if blur_seed is not None else None
     pairs = []
@@ -85,10 +88,19 @@ def score(model, pairs: list[Pair], task: str, scale: int = 4) -> dict:
         out = run_model(model, pair.input, task)
         m = quality(out, pair.target, task, scale)
         b = quality(baseline(pair, task, scale), pair.target, task, scale)
-        rows.append({"name": pair.name, "model_psnr": m["psnr"], "model_ssim": m["ssim"],
-                     "baseline_psnr": b["psnr"], "baseline_ssim": b["ssim"]})
+        rows.append(
+            {
+                "name": pair.name,
+                "model_psnr": m["psnr"],
+                "model_ssim": m["ssim"],
+                "baseline_psnr": b["psnr"],
+                "baseline_ssim": b["ssim"],
+            }
+        )
     model.train(was_training)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("model_psnr", "model_ssim", "baseline_psnr", "baseline_ssim")}
+    mean = {
+        k: float(np.mean([r[k] for r in rows])) for k in ("model_psnr", "model_ssim", "baseline_psnr", "baseline_ssim")
+    }
     return {**mean, "count": len(rows), "task": task, "images": rows}
 
 
@@ -102,12 +114,17 @@ def fig9(model, span, hr_folder, blur_seed: int = 1234, max_images: int = 0, cro
     rows = {"integrated": [], "standalone_span": [], "bicubic": []}
     for pair in pairs:
         x = to_tensor(pair.input)[None]
-        outputs = {"integrated": run_model(model, pair.input, "sr"), "standalone_span": to_image(span(x)[0]),
-                   "bicubic": baseline(pair, "sr")}
+        outputs = {
+            "integrated": run_model(model, pair.input, "sr"),
+            "standalone_span": to_image(span(x)[0]),
+            "bicubic": baseline(pair, "sr"),
+        }
         for key, out in outputs.items():
             rows[key].append(quality(out, pair.target, "sr"))
-    return {key: {"psnr": float(np.mean([r["psnr"] for r in v])), "ssim": float(np.mean([r["ssim"] for r in v]))}
-            for key, v in rows.items()} | {"count": len(pairs)}
+    return {
+        key: {"psnr": float(np.mean([r["psnr"] for r in v])), "ssim": float(np.mean([r["ssim"] for r in v]))}
+        for key, v in rows.items()
+    } | {"count": len(pairs)}
 
 
 def fig9_main(args) -> int:
@@ -115,8 +132,9 @@ def fig9_main(args) -> int:
     from ..models import load_model_or_config
     from ..models.span import load_span
 
-    result = fig9(load_model_or_config(args.model), load_span(args.span), args.hr, args.blur_seed, args.max_images,
-                  args.crop)
+    result = fig9(
+        load_model_or_config(args.model), load_span(args.span), args.hr, args.blur_seed, args.max_images, args.crop
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -142,8 +160,9 @@ def main(args) -> int:
     else:
         if not args.hr:
             raise ValueError("--task sr needs --hr DIR (high-resolution frames)")
-        pairs = sr_pairs_from_hr(args.hr, 4, args.max_images, args.crop,
-                                 blur_seed=args.blur_seed if args.blur_lr else None)
+        pairs = sr_pairs_from_hr(
+            args.hr, 4, args.max_images, args.crop, blur_seed=args.blur_seed if args.blur_lr else None
+        )
     result = score(model, pairs, args.task)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -152,8 +171,12 @@ def main(args) -> int:
     convention = "RGB" if args.task == "deblur" else "Y channel, 4-px border"
     print(f"{'image':40s} {'model PSNR':>10s} {'SSIM':>6s} {baseline_name + ' PSNR':>18s} {'SSIM':>6s}")
     for r in result["images"]:
-        print(f"{r['name'][:40]:40s} {r['model_psnr']:10.2f} {r['model_ssim']:6.3f} {r['baseline_psnr']:18.2f} "
-              f"{r['baseline_ssim']:6.3f}")
-    print(f"{'mean (' + str(result['count']) + ' images, ' + convention + ')':40s} {result['model_psnr']:10.2f} "
-          f"{result['model_ssim']:6.3f} {result['baseline_psnr']:18.2f} {result['baseline_ssim']:6.3f}")
+        print(
+            f"{r['name'][:40]:40s} {r['model_psnr']:10.2f} {r['model_ssim']:6.3f} {r['baseline_psnr']:18.2f} "
+            f"{r['baseline_ssim']:6.3f}"
+        )
+    print(
+        f"{'mean (' + str(result['count']) + ' images, ' + convention + ')':40s} {result['model_psnr']:10.2f} "
+        f"{result['model_ssim']:6.3f} {result['baseline_psnr']:18.2f} {result['baseline_ssim']:6.3f}"
+    )
     return 0

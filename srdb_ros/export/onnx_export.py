@@ -107,11 +107,17 @@ def export_onnx(
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
     tmp.replace(output)
-    diff = check_parity(model, output, task, size=(h + 8, w + 12), tolerance=0.05 if fp16 else PARITY_TOLERANCE) if check else float("nan")
+    diff = (
+        check_parity(model, output, task, size=(h + 8, w + 12), tolerance=0.05 if fp16 else PARITY_TOLERANCE)
+        if check
+        else float("nan")
+    )
     return ExportResult(output, task, diff)
 
 
-def check_parity(model: SRDeblurNet, onnx_path: str | Path, task: str, size: tuple[int, int], tolerance: float = PARITY_TOLERANCE) -> float:
+def check_parity(
+    model: SRDeblurNet, onnx_path: str | Path, task: str, size: tuple[int, int], tolerance: float = PARITY_TOLERANCE
+) -> float:
     """Run the ONNX file with ONNX Runtime (CPU) and PyTorch on one random input; return max |diff|."""
     import onnxruntime as ort
 
@@ -137,7 +143,9 @@ def onnx_task(path: str | Path) -> str | None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SRDB_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "srdb_ros")
+    root = os.environ.get("SRDB_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "srdb_ros"
+    )
     return Path(root)
 
 
@@ -163,7 +171,9 @@ def main(args) -> int:
     """``srdb export``."""
     model = load_model_or_config(args.model)
     result = export_onnx(model, args.task, args.output, fp16=args.fp16)
-    print(f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
-          f"outputs {task_outputs(result.task)})")
+    print(
+        f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
+        f"outputs {task_outputs(result.task)})"
+    )
     print(f"onnx.checker: ok; ONNX Runtime vs PyTorch max abs diff: {result.max_abs_diff:.3g}")
     return 0

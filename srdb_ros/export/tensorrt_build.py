@@ -45,8 +45,9 @@ class EngineInfo:
         try:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
-            raise EngineError(f"{path}: missing or unreadable engine description ({exc}); rebuild the engine "
-                              f"with `srdb build-engine`") from exc
+            raise EngineError(
+                f"{path}: missing or unreadable engine description ({exc}); rebuild the engine with `srdb build-engine`"
+            ) from exc
 
 
 def current_platform() -> tuple[str, str, str]:
@@ -149,12 +150,20 @@ def main(args) -> int:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        print("srdb build-engine: the `tensorrt` Python package is not installed here; install TensorRT 10 "
-              "(pip install tensorrt) on the target GPU machine and run this command there")
+        print(
+            "srdb build-engine: the `tensorrt` Python package is not installed here; install TensorRT 10 "
+            "(pip install tensorrt) on the target GPU machine and run this command there"
+        )
         return 2
-    profile = {"min": parse_shape(args.min_shape), "opt": parse_shape(args.opt_shape), "max": parse_shape(args.max_shape)}
+    profile = {
+        "min": parse_shape(args.min_shape),
+        "opt": parse_shape(args.opt_shape),
+        "max": parse_shape(args.max_shape),
+    }
     info = build_engine(args.onnx, args.output, profile, args.workspace_gib, args.timing_cache, fp16=not args.fp32)
-    print(f"wrote {args.output} for {info.gpu_name} (TensorRT {info.tensorrt_version}, {info.precision}); "
-          f"description in {EngineInfo.sidecar(args.output)}")
+    print(
+        f"wrote {args.output} for {info.gpu_name} (TensorRT {info.tensorrt_version}, {info.precision}); "
+        f"description in {EngineInfo.sidecar(args.output)}"
+    )
     print(f"input '{INPUT_NAME}' profile min {profile['min']} opt {profile['opt']} max {profile['max']}")
     return 0

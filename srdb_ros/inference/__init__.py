@@ -10,7 +10,7 @@ from .backends import (
     TorchBackend,
     create_backend,
 )
-from .enhancer import EnhanceResult, Enhancer, Frame
+from .enhancer import Enhancer, EnhanceResult, Frame
 from .processing import AGCConfig
 
 __all__ = [

@@ -69,8 +69,14 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, model_or_path, device: str = "auto", precision: str = "fp32", cuda_graphs: bool = True,
-                 compile_model: bool = False) -> None:
+    def __init__(
+        self,
+        model_or_path,
+        device: str = "auto",
+        precision: str = "fp32",
+        cuda_graphs: bool = True,
+        compile_model: bool = False,
+    ) -> None:
         import torch
 
         from ..models import SRDeblurNet, load_model
@@ -142,7 +148,8 @@ class _CapturedGraph:
         self.torch, self.stream = torch, backend.stream
         self.host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
         self.dev_in = torch.empty(shape, dtype=backend.dtype, device=backend.device).contiguous(
-            memory_format=torch.channels_last)
+            memory_format=torch.channels_last
+        )
         with torch.inference_mode(), torch.cuda.stream(self.stream):
             for _ in range(3):  # warm-up on the capture stream (cuDNN autotuning, compile, allocator)
                 backend._run(self.dev_in, task)
@@ -179,8 +186,10 @@ class OnnxRuntimeBackend(Backend):
         wanted = self.PREFERENCE if device in ("auto", "cuda") else ("CPUExecutionProvider",)
         self.providers = [p for p in wanted if p in available]
         if device == "cuda" and self.providers == ["CPUExecutionProvider"]:
-            raise BackendError("device 'cuda' requested, but this onnxruntime has no CUDA/TensorRT provider "
-                               "(pip install onnxruntime-gpu)")
+            raise BackendError(
+                "device 'cuda' requested, but this onnxruntime has no CUDA/TensorRT provider "
+                "(pip install onnxruntime-gpu)"
+            )
         self.options = ort.SessionOptions()
         if threads:
             self.options.intra_op_num_threads = threads
@@ -195,8 +204,10 @@ class OnnxRuntimeBackend(Backend):
             try:
                 self.sessions[task] = self._ort.InferenceSession(str(path), self.options, providers=self.providers)
             except Exception as exc:  # onnxruntime raises its own exception types for bad files
-                raise BackendError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]}); "
-                                   f"re-export it with `srdb export --task {task}`") from exc
+                raise BackendError(
+                    f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]}); "
+                    f"re-export it with `srdb export --task {task}`"
+                ) from exc
         return self.sessions[task]
 
     def _onnx_for(self, task: str) -> Path:
@@ -205,8 +216,10 @@ class OnnxRuntimeBackend(Backend):
         if self.files.onnx:
             path = self.files.for_task(self.files.onnx, task)
             if not path.is_file():
-                raise BackendError(f"{path}: ONNX file not found; create it with "
-                                   f"`srdb export --model MODEL --task {task} --output {path}`")
+                raise BackendError(
+                    f"{path}: ONNX file not found; create it with "
+                    f"`srdb export --model MODEL --task {task} --output {path}`"
+                )
             return path
         if self.files.weights:
             return ensure_onnx(self.files.weights, task)
@@ -274,8 +287,10 @@ class TensorRTBackend(Backend):
         if reason is None:
             return path
         if not (self.rebuild and onnx_path is not None and Path(onnx_path).is_file()):
-            raise BackendError(f"{path}: cannot use this engine ({reason}); rebuild it with "
-                               f"`srdb build-engine --onnx MODEL_{task}.onnx --output {path}`")
+            raise BackendError(
+                f"{path}: cannot use this engine ({reason}); rebuild it with "
+                f"`srdb build-engine --onnx MODEL_{task}.onnx --output {path}`"
+            )
         LOG.warning("%s: %s; building it from %s (this takes minutes once)", path, reason, onnx_path)
         build_engine(onnx_path, path)
         return path
@@ -285,8 +300,10 @@ class TensorRTBackend(Backend):
             path = self._engine_path(task)
             engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
             if engine is None:
-                raise BackendError(f"{path}: TensorRT could not deserialize it (corrupt or foreign); rebuild it "
-                                   f"with `srdb build-engine`")
+                raise BackendError(
+                    f"{path}: TensorRT could not deserialize it (corrupt or foreign); rebuild it "
+                    f"with `srdb build-engine`"
+                )
             self.contexts[task] = (engine, engine.create_execution_context())
         return self.contexts[task]
 

@@ -64,8 +64,18 @@ def time_call(fn, repeats: int, warmup: int, device: str = "cpu") -> list[float]
 def _record(backend: str, device: str, task: str, size, mode: str, times: list[float], peak=None) -> Record:
     med = statistics.median(times)
     p95 = float(np.percentile(times, 95))
-    return Record(backend, device, task, f"{size[0]}x{size[1]}", mode, round(med, 2), round(p95, 2),
-                  round(1e3 / med, 2), None, peak)
+    return Record(
+        backend,
+        device,
+        task,
+        f"{size[0]}x{size[1]}",
+        mode,
+        round(med, 2),
+        round(p95, 2),
+        round(1e3 / med, 2),
+        None,
+        peak,
+    )
 
 
 def reference_records(task: str, size, device: str, repeats: int, warmup: int, base_channels: int) -> Record:
@@ -91,8 +101,9 @@ def make_backends(names: list[str], device: str, model_spec: str, precision: str
             elif name == "onnxruntime":
                 backends.append(OnnxRuntimeBackend(ModelFiles(weights=str(weights)), device))
             elif name == "tensorrt":
-                backends.append(TensorRTBackend(ModelFiles(weights=str(weights),
-                                                           engine=str(workdir / "bench_{task}.engine"))))
+                backends.append(
+                    TensorRTBackend(ModelFiles(weights=str(weights), engine=str(workdir / "bench_{task}.engine")))
+                )
         except Exception as exc:  # noqa: BLE001 - report and go on with the others
             print(f"skipping {name}: {exc}")
     return backends
@@ -127,9 +138,11 @@ def run_bench(args) -> tuple[list[Record], list[dict]]:
                     dev = dev.type if hasattr(dev, "type") else str(dev)
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
-                    model_times = time_call(lambda: backend.infer(task, x), repeats, warmup, device)
+                    model_times = time_call(lambda b=backend, t=task, a=x: b.infer(t, a), repeats, warmup, device)
                     enhancer = Enhancer(backend)
-                    e2e_times = time_call(lambda: enhancer.enhance(image, task), repeats, max(1, warmup // 2), device)
+                    e2e_times = time_call(
+                        lambda e=enhancer, t=task, i=image: e.enhance(i, t), repeats, max(1, warmup // 2), device
+                    )
                     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
                     for mode, times in (("model", model_times), ("end_to_end", e2e_times)):
                         rec = _record(backend.describe(), dev, task, size, mode, times, peak)
@@ -150,8 +163,10 @@ def quality_drift(backends: list, weights, images: int = 3) -> list[dict]:
     from ..resources import share_dir
 
     samples = share_dir() / "samples"
-    pairs = {"deblur": deblur_pairs_from_sharp(samples / "eo", max_images=images),
-             "sr": sr_pairs_from_hr(samples / "ir", max_images=images, crop=256)}
+    pairs = {
+        "deblur": deblur_pairs_from_sharp(samples / "eo", max_images=images),
+        "sr": sr_pairs_from_hr(samples / "ir", max_images=images, crop=256),
+    }
     fp32 = Enhancer(TorchBackend(load_model_or_config(str(weights)), "cpu", "fp32"))
     rows = []
     for backend in backends:
@@ -164,30 +179,43 @@ def quality_drift(backends: list, weights, images: int = 3) -> list[dict]:
                 ref = getattr(fp32.enhance(img, task), "deblurred" if task == "deblur" else "super_resolved")
                 target = np.rint(pair.target * 255).astype(np.uint8)
                 diffs.append(quality(ours, target, task)["psnr"] - quality(ref, target, task)["psnr"])
-            rows.append({"backend": backend.describe(), "task": task, "images": len(diffs),
-                         "psnr_diff_db_mean": round(float(np.mean(diffs)), 4),
-                         "psnr_diff_db_max_abs": round(float(np.max(np.abs(diffs))), 4)})
+            rows.append(
+                {
+                    "backend": backend.describe(),
+                    "task": task,
+                    "images": len(diffs),
+                    "psnr_diff_db_mean": round(float(np.mean(diffs)), 4),
+                    "psnr_diff_db_max_abs": round(float(np.max(np.abs(diffs))), 4),
+                }
+            )
     return rows
 
 
 def _print_row(r: Record) -> None:
     ratio = f"{r.ratio_vs_reference:.2f}x" if r.ratio_vs_reference is not None else "1.00x (ref)"
     peak = f" peak {r.peak_gpu_mib:.0f} MiB" if r.peak_gpu_mib else ""
-    print(f"{r.backend:42s} {r.task:7s} {r.size:>9s} {r.mode:10s} median {r.median_ms:9.1f} ms  "
-          f"p95 {r.p95_ms:9.1f} ms  {r.fps:7.2f} FPS  vs reference {ratio}{peak}", flush=True)
+    print(
+        f"{r.backend:42s} {r.task:7s} {r.size:>9s} {r.mode:10s} median {r.median_ms:9.1f} ms  "
+        f"p95 {r.p95_ms:9.1f} ms  {r.fps:7.2f} FPS  vs reference {ratio}{peak}",
+        flush=True,
+    )
 
 
 def main(args) -> int:
     """``srdb bench``."""
     if not args.json:
-        print(f"srdb bench: model {args.model}, device {args.device}; ratio = reference median / ours "
-              f"(reference: official MIMO-UNet + SPAN forward, eager fp32)")
+        print(
+            f"srdb bench: model {args.model}, device {args.device}; ratio = reference median / ours "
+            f"(reference: official MIMO-UNet + SPAN forward, eager fp32)"
+        )
     records, drift = run_bench(args)
     if args.json:
         print(json.dumps({"records": [asdict(r) for r in records], "quality_vs_fp32": drift}, indent=2))
         return 0
     print("\noutput quality vs the fp32 PyTorch path on bundled real frames (PSNR difference, dB; limit 0.05):")
     for row in drift:
-        print(f"  {row['backend']:42s} {row['task']:7s} mean {row['psnr_diff_db_mean']:+.4f}  "
-              f"max |diff| {row['psnr_diff_db_max_abs']:.4f} over {row['images']} frames")
+        print(
+            f"  {row['backend']:42s} {row['task']:7s} mean {row['psnr_diff_db_mean']:+.4f}  "
+            f"max |diff| {row['psnr_diff_db_max_abs']:.4f} over {row['images']} frames"
+        )
     return 0

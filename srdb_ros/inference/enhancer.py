@@ -33,7 +33,9 @@ class EnhanceResult:
 class Enhancer:
     """Pre-process, run a backend, post-process. Knows nothing about ROS."""
 
-    def __init__(self, backend: Backend, agc: AGCConfig | None = None, tile_size: int = 0, tile_overlap: int = 16) -> None:
+    def __init__(
+        self, backend: Backend, agc: AGCConfig | None = None, tile_size: int = 0, tile_overlap: int = 16
+    ) -> None:
         self.backend = backend
         self.agc = agc or AGCConfig()
         self.tile_size = tile_size
@@ -68,7 +70,7 @@ class Enhancer:
             per_frame = [self._infer(task, p[0]) for p in prepared]
         t2 = time.perf_counter()
         results = []
-        for (x, size, layout), outs in zip(prepared, per_frame):
+        for (_, size, layout), outs in zip(prepared, per_frame):
             results.append(self._postprocess(outs, size, layout))
         t3 = time.perf_counter()
         n = len(frames)
@@ -86,7 +88,11 @@ class Enhancer:
         for key in keys:  # tiles are stitched per output; "both" runs each task's graph per tile
             scale = self.backend.upscale if key == "sr" else 1
             out[key] = run_tiled(
-                lambda t, k=key: self.backend.infer(k, t)[k], x, self.tile_size, self.tile_overlap, scale,
+                lambda t, k=key: self.backend.infer(k, t)[k],
+                x,
+                self.tile_size,
+                self.tile_overlap,
+                scale,
                 self.backend.multiple,
             )
         return out

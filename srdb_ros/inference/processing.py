@@ -62,7 +62,9 @@ class FrameLayout:
         return 1 if len(self.shape) == 2 else self.shape[2]
 
 
-def image_to_array(image: np.ndarray, color_order: str = "rgb", agc: AGCConfig | None = None) -> tuple[np.ndarray, FrameLayout]:
+def image_to_array(
+    image: np.ndarray, color_order: str = "rgb", agc: AGCConfig | None = None
+) -> tuple[np.ndarray, FrameLayout]:
     """HxW[xC] uint8/uint16/float image -> 1xCxHxW float32 in [0, 1] (RGB order) and its layout."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a numpy array, got {type(image).__name__}")

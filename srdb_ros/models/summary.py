@@ -48,14 +48,20 @@ def main(args) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
-    print(f"model: {s['model']} (base {s['config']['base_channels']}, num_res {s['config']['num_res']}, "
-          f"SPAN {s['config']['span_channels']})")
+    print(
+        f"model: {s['model']} (base {s['config']['base_channels']}, num_res {s['config']['num_res']}, "
+        f"SPAN {s['config']['span_channels']})"
+    )
     if s["params"] is not None:
-        print(f"parameters (training form): {s['params'] / 1e6:.3f} M "
-              f"({s['params_trainable'] / 1e6:.3f} M trainable; SPAN counts its fused eval_conv copies)")
+        print(
+            f"parameters (training form): {s['params'] / 1e6:.3f} M "
+            f"({s['params_trainable'] / 1e6:.3f} M trainable; SPAN counts its fused eval_conv copies)"
+        )
     parts = s["params_by_part"]
-    print(f"  MIMO-UNet {parts['mimo_unet'] / 1e6:.3f} M, fitting conv {parts['fitting_conv']}, SPAN "
-          f"{parts['span'] / 1e6:.3f} M")
+    print(
+        f"  MIMO-UNet {parts['mimo_unet'] / 1e6:.3f} M, fitting conv {parts['fitting_conv']}, SPAN "
+        f"{parts['span'] / 1e6:.3f} M"
+    )
     print(f"parameters (deploy form): {s['params_deploy'] / 1e6:.3f} M")
     print("GFLOPs per frame (deploy form):")
     for task, value in s["gflops"].items():

@@ -98,8 +98,11 @@ def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backe
     for stage in STAGES:
         if f"{stage}_ms" in snap:
             p50, p95, mx = snap[f"{stage}_ms"]
-            values += [(f"{stage} p50 (ms)", f"{p50:.2f}"), (f"{stage} p95 (ms)", f"{p95:.2f}"),
-                       (f"{stage} max (ms)", f"{mx:.2f}")]
+            values += [
+                (f"{stage} p50 (ms)", f"{p50:.2f}"),
+                (f"{stage} p95 (ms)", f"{p95:.2f}"),
+                (f"{stage} max (ms)", f"{mx:.2f}"),
+            ]
     return DiagnosticStatus(
         level=bytes([level]),
         name=f"{node_name}: {name}",

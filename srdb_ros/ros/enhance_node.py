@@ -66,8 +66,9 @@ class EnhanceNode(Node):
         self.enhancer = Enhancer(self._make_backend(), self._agc(), self._p("tile_size"), self._p("tile_overlap"))
         self.backend_name = self.enhancer.backend.describe()
         depth = self._p("qos_depth")
-        in_qos = QoSProfile(depth=depth, history=qos_profile_sensor_data.history,
-                            reliability=qos_profile_sensor_data.reliability)
+        in_qos = QoSProfile(
+            depth=depth, history=qos_profile_sensor_data.history, reliability=qos_profile_sensor_data.reliability
+        )
         if self._p("input_qos") == "reliable":
             in_qos.reliability = ReliabilityPolicy.RELIABLE
         out_qos = QoSProfile(depth=depth)
@@ -80,8 +81,9 @@ class EnhanceNode(Node):
             cam.pub_sr = self.create_publisher(Image, f"{name}/super_resolved", out_qos)
             cam.pub_sr_info = self.create_publisher(CameraInfo, f"{name}/super_resolved/camera_info", out_qos)
             self.create_subscription(Image, f"{name}/image_raw", lambda m, c=cam: self._on_image(c, m), in_qos)
-            self.create_subscription(CameraInfo, f"{name}/camera_info", lambda m, c=cam: setattr(c, "camera_info", m),
-                                     in_qos)
+            self.create_subscription(
+                CameraInfo, f"{name}/camera_info", lambda m, c=cam: setattr(c, "camera_info", m), in_qos
+            )
             self.cameras[name] = cam
         if not self.cameras:
             self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
@@ -105,8 +107,10 @@ class EnhanceNode(Node):
         if reason is None and hasattr(self, "enhancer"):
             agc_keys = [k for k in changes if k.startswith("agc.")]
             if agc_keys:
-                values = {k: changes.get(k, self._p(k)) for k in
-                          ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")}
+                values = {
+                    k: changes.get(k, self._p(k))
+                    for k in ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
+                }
                 self.enhancer.agc = _agc_from(values)
             if "tile_size" in changes:
                 self.enhancer.tile_size = changes["tile_size"]
@@ -117,8 +121,12 @@ class EnhanceNode(Node):
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _agc(self) -> AGCConfig:
-        return _agc_from({k: self._p(k) for k in
-                          ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")})
+        return _agc_from(
+            {
+                k: self._p(k)
+                for k in ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
+            }
+        )
 
     def _make_backend(self):
         files = ModelFiles(
@@ -215,8 +223,15 @@ class EnhanceNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         for name, cam in self.cameras.items():
             msg.status.append(
-                camera_status(name, self.get_fully_qualified_name(), self._p("hardware_id"), cam.stats.snapshot(),
-                              self.backend_name, self._p(f"{name}.task"), self._p("diagnostics.min_rate"))
+                camera_status(
+                    name,
+                    self.get_fully_qualified_name(),
+                    self._p("hardware_id"),
+                    cam.stats.snapshot(),
+                    self.backend_name,
+                    self._p(f"{name}.task"),
+                    self._p("diagnostics.min_rate"),
+                )
             )
         self.diag_pub.publish(msg)
 
@@ -229,8 +244,13 @@ class EnhanceNode(Node):
 
 
 def _agc_from(values: dict) -> AGCConfig:
-    return AGCConfig(values["agc.mode"], values["agc.low_percentile"], values["agc.high_percentile"],
-                     values["agc.fixed_min"], values["agc.fixed_max"])
+    return AGCConfig(
+        values["agc.mode"],
+        values["agc.low_percentile"],
+        values["agc.high_percentile"],
+        values["agc.fixed_min"],
+        values["agc.fixed_max"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

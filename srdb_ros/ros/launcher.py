@@ -19,12 +19,21 @@ def node_command(params_file: str | Path | None = None, ros_args: list[str] | No
     return [sys.executable, "-m", "srdb_ros.ros.enhance_node", "--ros-args", "--params-file", str(params_file), *extra]
 
 
-def start_node(params_file=None, ros_args=None, domain_id: int | None = None, log_path: str | Path | None = None,
-               localhost: bool = True) -> subprocess.Popen:
+def start_node(
+    params_file=None,
+    ros_args=None,
+    domain_id: int | None = None,
+    log_path: str | Path | None = None,
+    localhost: bool = True,
+) -> subprocess.Popen:
     """Start the node as its own process (stdout/stderr to ``log_path`` if given)."""
     out = open(log_path, "w") if log_path else None  # noqa: SIM115 - handed to the child process
-    return subprocess.Popen(node_command(params_file, ros_args), env=ros_environment(domain_id, localhost),
-                            stdout=out, stderr=subprocess.STDOUT if out else None)
+    return subprocess.Popen(
+        node_command(params_file, ros_args),
+        env=ros_environment(domain_id, localhost),
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+    )
 
 
 def main(args) -> int:

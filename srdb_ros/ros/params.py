@@ -42,10 +42,18 @@ class ParamSpec:
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "Inference backend: auto, tensorrt, onnxruntime or torch", True, BACKENDS),
     ParamSpec("weights_path", "", "Model weights (.safetensors); empty = the bundled student model", True),
-    ParamSpec("onnx_path", "", "ONNX model(s) for onnxruntime/tensorrt; may contain {task}; empty = exported "
-              "from weights_path on first use", True),
-    ParamSpec("engine_path", "", "TensorRT engine(s); may contain {task}; built from the ONNX when missing or "
-              "built for another GPU/TensorRT", True),
+    ParamSpec(
+        "onnx_path",
+        "",
+        "ONNX model(s) for onnxruntime/tensorrt; may contain {task}; empty = exported from weights_path on first use",
+        True,
+    ),
+    ParamSpec(
+        "engine_path",
+        "",
+        "TensorRT engine(s); may contain {task}; built from the ONNX when missing or built for another GPU/TensorRT",
+        True,
+    ),
     ParamSpec("force_engine_update", False, "Rebuild TensorRT engines at start even if they match", True),
     ParamSpec("device", "auto", "auto, cpu or cuda", True, DEVICES),
     ParamSpec("precision", "fp16", "fp32, fp16 or bf16 on CUDA (CPU always runs fp32)", True, PRECISIONS),
@@ -65,8 +73,14 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("min_side", 4, "Frames with a smaller side are rejected", False, None, 1),
     ParamSpec("tile_size", 0, "Run frames larger than this (pixels) in overlapping tiles; 0 = never", False, None, 0),
     ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0),
-    ParamSpec("diagnostics.min_rate", 0.0, "WARN when a camera's output rate (Hz) falls below this while it "
-              "receives frames; 0 = off", False, None, 0.0),
+    ParamSpec(
+        "diagnostics.min_rate",
+        0.0,
+        "WARN when a camera's output rate (Hz) falls below this while it receives frames; 0 = off",
+        False,
+        None,
+        0.0,
+    ),
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages", True, None, 0.05),
     ParamSpec("diagnostics.window", 100, "Frames in the latency statistics window", True, None, 2),
     ParamSpec("hardware_id", "srdb_enhancer", "hardware_id reported on /diagnostics", True),

@@ -36,9 +36,13 @@ class DomainClassifier(nn.Module):
         super().__init__()
         self.grl = GradientReversal(coeff)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, hidden, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(hidden, 1),
+            nn.Conv2d(channels, hidden, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(hidden, 1),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

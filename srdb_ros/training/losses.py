@@ -19,9 +19,12 @@ def pyramid(target: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 def _match(outputs: list[torch.Tensor], target: torch.Tensor) -> list[torch.Tensor]:
     targets = pyramid(target, len(outputs))
-    return [t if t.shape[-2:] == o.shape[-2:] else F.interpolate(target, size=o.shape[-2:], mode="bilinear",
-                                                                 align_corners=False)
-            for o, t in zip(outputs, targets)]
+    return [
+        t
+        if t.shape[-2:] == o.shape[-2:]
+        else F.interpolate(target, size=o.shape[-2:], mode="bilinear", align_corners=False)
+        for o, t in zip(outputs, targets)
+    ]
 
 
 def multiscale_content_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
@@ -31,8 +34,10 @@ def multiscale_content_loss(outputs: list[torch.Tensor], target: torch.Tensor) -
 
 def frequency_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     """Sum over scales of L1 between the 2-D FFTs (real and imaginary parts) of output and target."""
-    return sum(F.l1_loss(torch.view_as_real(torch.fft.fft2(o)), torch.view_as_real(torch.fft.fft2(t)))
-               for o, t in zip(outputs, _match(outputs, target)))
+    return sum(
+        F.l1_loss(torch.view_as_real(torch.fft.fft2(o)), torch.view_as_real(torch.fft.fft2(t)))
+        for o, t in zip(outputs, _match(outputs, target))
+    )
 
 
 def deblur_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:

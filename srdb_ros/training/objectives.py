@@ -81,30 +81,39 @@ class DANNObjective(nn.Module):
         super().__init__()
         self.model = model
         skip_ch, bottleneck_ch = feature_channels(model)
-        self.classifiers = nn.ModuleDict({
-            "deblur": DomainClassifier(bottleneck_ch, coeff=grl_coeff),
-            "sr": DomainClassifier(skip_ch, coeff=grl_coeff),
-        })
+        self.classifiers = nn.ModuleDict(
+            {
+                "deblur": DomainClassifier(bottleneck_ch, coeff=grl_coeff),
+                "sr": DomainClassifier(skip_ch, coeff=grl_coeff),
+            }
+        )
         self.domain_weight = domain_weight
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         blurred, sharp = batch["deblur"]
         lr, hr = batch["sr"]
         target = batch["target"]
-        target_lr = F.interpolate(target, scale_factor=1 / self.model.upscale, mode="bicubic", antialias=True,
-                                  align_corners=False).clamp(0, 1)
+        target_lr = F.interpolate(
+            target, scale_factor=1 / self.model.upscale, mode="bicubic", antialias=True, align_corners=False
+        ).clamp(0, 1)
         out_d = self.model(blurred, "deblur", multi_scale=True, return_features=True)
         out_s = self.model(lr, "sr", return_features=True)
         tgt_d = self.model.encode(target, "deblur")
         tgt_s = self.model.encode(target_lr, "sr")
         loss_d = deblur_loss(out_d.deblur, sharp)
         loss_s = sr_loss(out_s.sr, hr)
-        dom_d, acc_d = domain_loss(self.classifiers["deblur"](out_d.features.bottleneck),
-                                   self.classifiers["deblur"](tgt_d.bottleneck))
+        dom_d, acc_d = domain_loss(
+            self.classifiers["deblur"](out_d.features.bottleneck), self.classifiers["deblur"](tgt_d.bottleneck)
+        )
         dom_s, acc_s = domain_loss(self.classifiers["sr"](out_s.features.skip1), self.classifiers["sr"](tgt_s.skip1))
         loss = loss_d + loss_s + self.domain_weight * (dom_d + dom_s)
-        return loss, {"loss_deblur": _scalar(loss_d), "loss_sr": _scalar(loss_s), "loss_domain": _scalar(dom_d + dom_s),
-                      "domain_acc_deblur": acc_d, "domain_acc_sr": acc_s}
+        return loss, {
+            "loss_deblur": _scalar(loss_d),
+            "loss_sr": _scalar(loss_s),
+            "loss_domain": _scalar(dom_d + dom_s),
+            "domain_acc_deblur": acc_d,
+            "domain_acc_sr": acc_s,
+        }
 
 
 class DistillObjective(nn.Module):
@@ -129,10 +138,20 @@ class DistillObjective(nn.Module):
             t_s = self.teacher(lr, "sr", return_features=True)
         s_d = self.student(blurred, "deblur", multi_scale=True, return_features=True)
         s_s = self.student(lr, "sr", return_features=True)
-        d = distillation_loss(self.adapter(s_d.features.domain_features()), t_d.features.domain_features(),
-                              s_d.deblur, t_d.deblur, deblur_loss(s_d.deblur, sharp))
-        s = distillation_loss(self.adapter(s_s.features.domain_features()), t_s.features.domain_features(),
-                              s_s.sr, t_s.sr, sr_loss(s_s.sr, hr))
+        d = distillation_loss(
+            self.adapter(s_d.features.domain_features()),
+            t_d.features.domain_features(),
+            s_d.deblur,
+            t_d.deblur,
+            deblur_loss(s_d.deblur, sharp),
+        )
+        s = distillation_loss(
+            self.adapter(s_s.features.domain_features()),
+            t_s.features.domain_features(),
+            s_s.sr,
+            t_s.sr,
+            sr_loss(s_s.sr, hr),
+        )
         loss = d["total"] + s["total"]
         logs = {f"deblur_{k}": _scalar(v) for k, v in d.items()}
         logs.update({f"sr_{k}": _scalar(v) for k, v in s.items()})

@@ -146,8 +146,15 @@ def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
 
 def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
     data = ctx.cfg["data"]
-    return SRDataset(data.get("sr_train") or data["eo_train"], data.get("sr_lr_train") or None, 4, lr_crop, seed,
-                     data.get("sr_blur_prob", 0.0), MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed + 7}))
+    return SRDataset(
+        data.get("sr_train") or data["eo_train"],
+        data.get("sr_lr_train") or None,
+        4,
+        lr_crop,
+        seed,
+        data.get("sr_blur_prob", 0.0),
+        MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed + 7}),
+    )
 
 
 def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
@@ -155,7 +162,9 @@ def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
 
 
 # -- the training loop -------------------------------------------------------------------------------------------
-def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: dict[str, Dataset], section: dict) -> dict:
+def train_stage(
+    ctx: Context, stage: str, objective: torch.nn.Module, sources: dict[str, Dataset], section: dict
+) -> dict:
     """Adam + cosine schedule over ``steps``; resumes from ``<stage>/last.pt``; returns the last logs."""
     from tqdm import tqdm
 
@@ -166,8 +175,9 @@ def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: d
     objective.to(ctx.device).train()
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps),
-                                                           eta_min=lr * section.get("final_lr_ratio", 0.01))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, steps), eta_min=lr * section.get("final_lr_ratio", 0.01)
+    )
     start = 0
     ckpt_path = stage_dir / "last.pt"
     if ckpt_path.is_file():
@@ -179,9 +189,13 @@ def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: d
         start = int(ckpt["step"])
         LOG.info("%s: resuming at step %d of %d", stage, start, steps)
     model = DistributedDataParallel(objective, find_unused_parameters=True) if ctx.world > 1 else objective
-    loader = DataLoader(StepBatches(sources, int(section.get("batch", 1)), ctx.rank, ctx.world),
-                        sampler=range(start, steps), batch_size=None, num_workers=int(ctx.cfg.get("workers", 0)),
-                        persistent_workers=False)
+    loader = DataLoader(
+        StepBatches(sources, int(section.get("batch", 1)), ctx.rank, ctx.world),
+        sampler=range(start, steps),
+        batch_size=None,
+        num_workers=int(ctx.cfg.get("workers", 0)),
+        persistent_workers=False,
+    )
     every = int(ctx.cfg.get("checkpoint_every", 100))
     log_every = int(ctx.cfg.get("log_every", 10))
     logs: dict = {}
@@ -196,8 +210,14 @@ def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: d
         bar.update(1)
         done = step + 1
         if ctx.is_main and (done % log_every == 0 or done == steps):
-            row = {"stage": stage, "step": done, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
-                   "seconds": round(time.perf_counter() - t0, 2), **logs}
+            row = {
+                "stage": stage,
+                "step": done,
+                "loss": float(loss.detach()),
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": round(time.perf_counter() - t0, 2),
+                **logs,
+            }
             _append_csv(ctx.run_dir / "metrics.csv", row)
             if ctx.writer is not None:
                 for key, value in row.items():
@@ -205,14 +225,26 @@ def train_stage(ctx: Context, stage: str, objective: torch.nn.Module, sources: d
                         ctx.writer.add_scalar(f"{stage}/{key}", value, done)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if ctx.is_main and (done % every == 0 or done == steps):
-            _atomic_save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "step": done, "torch_rng": torch.get_rng_state()},
-                         ckpt_path)
+            _atomic_save(
+                {
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": done,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                ckpt_path,
+            )
     bar.close()
     if ctx.world > 1:
         dist.barrier()
-    return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1), "lr": lr,
-            "batch": int(section.get("batch", 1)), **{k: v for k, v in logs.items()}}
+    return {
+        "steps": steps,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "lr": lr,
+        "batch": int(section.get("batch", 1)),
+        **{k: v for k, v in logs.items()},
+    }
 
 
 def _append_csv(path: Path, row: dict) -> None:
@@ -257,13 +289,20 @@ def stage_init(ctx: Context, section: dict) -> dict:
     if section.get("span"):
         load_span_reference(model, section["span"])
     _finish(ctx, "init", model, "teacher", {"mimo_unet": section.get("mimo_unet", ""), "span": section.get("span", "")})
-    return {"from": {"mimo_unet": section.get("mimo_unet") or "random init", "span": section.get("span") or "random init"}}
+    return {
+        "from": {"mimo_unet": section.get("mimo_unet") or "random init", "span": section.get("span") or "random init"}
+    }
 
 
 def stage_phase1(ctx: Context, section: dict) -> dict:
     model = _previous(ctx, "phase1", "teacher")
-    info = train_stage(ctx, "phase1", Phase1Objective(model), {"deblur": deblur_source(ctx, section.get("crop", 256),
-                                                                                     ctx.cfg["seed"] + 1)}, section)
+    info = train_stage(
+        ctx,
+        "phase1",
+        Phase1Objective(model),
+        {"deblur": deblur_source(ctx, section.get("crop", 256), ctx.cfg["seed"] + 1)},
+        section,
+    )
     _finish(ctx, "phase1", model, "teacher", info)
     return info
 
@@ -353,8 +392,11 @@ def fit_conv_least_squares(model: SRDeblurNet, lr: torch.Tensor, ridge: float = 
 
 def _dann_sources(ctx: Context, section: dict, seed: int) -> dict[str, Dataset]:
     crop = section.get("crop", 256)
-    return {"deblur": deblur_source(ctx, crop, seed), "sr": sr_source(ctx, section.get("lr_crop", crop // 4), seed + 1),
-            "target": target_source(ctx, crop, seed + 2)}
+    return {
+        "deblur": deblur_source(ctx, crop, seed),
+        "sr": sr_source(ctx, section.get("lr_crop", crop // 4), seed + 1),
+        "target": target_source(ctx, crop, seed + 2),
+    }
 
 
 def _run_dann(ctx: Context, stage: str, role: str, section: dict, seed: int) -> dict:
@@ -374,8 +416,10 @@ def stage_distill(ctx: Context, section: dict) -> dict:
     teacher = _previous(ctx, "distill", "teacher")
     student = _previous(ctx, "distill", "student")
     crop = section.get("crop", 256)
-    sources = {"deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
-               "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5)}
+    sources = {
+        "deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
+        "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5),
+    }
     if not (ctx.stage_dir("distill") / "last.pt").is_file():
         if section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
             student.span.load_state_dict(teacher.span.state_dict())
@@ -431,9 +475,16 @@ def stage_span_baseline(ctx: Context, section: dict) -> dict:
     return info
 
 
-STAGE_FUNCS = {"init": stage_init, "phase1": stage_phase1, "phase2": stage_phase2, "dann": stage_dann,
-               "distill": stage_distill, "student_dann": stage_student_dann, "export": stage_export,
-               "span_baseline": stage_span_baseline}
+STAGE_FUNCS = {
+    "init": stage_init,
+    "phase1": stage_phase1,
+    "phase2": stage_phase2,
+    "dann": stage_dann,
+    "distill": stage_distill,
+    "student_dann": stage_student_dann,
+    "export": stage_export,
+    "span_baseline": stage_span_baseline,
+}
 
 
 def _finish(ctx: Context, stage: str, model: SRDeblurNet, role: str, info: dict) -> None:
@@ -460,8 +511,13 @@ def validate(ctx: Context, stage: str, model: SRDeblurNet) -> dict:
         results[f"{domain}_sr"] = score(model, sr_pairs_from_hr(data[key], 4, n, crop), "sr")
     row = {"stage": stage, "model": model.config.name}
     for name, r in results.items():
-        row.update({f"{name}_psnr": round(r["model_psnr"], 3), f"{name}_ssim": round(r["model_ssim"], 4),
-                    f"{name}_baseline_psnr": round(r["baseline_psnr"], 3)})
+        row.update(
+            {
+                f"{name}_psnr": round(r["model_psnr"], 3),
+                f"{name}_ssim": round(r["model_ssim"], 4),
+                f"{name}_baseline_psnr": round(r["baseline_psnr"], 3),
+            }
+        )
     _append_csv(ctx.run_dir / "validation.csv", row)
     return row
 
@@ -480,8 +536,9 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def run(config_path: str | Path, output: str | Path | None = None, stages: list[str] | None = None,
-        resume: bool = False) -> dict:
+def run(
+    config_path: str | Path, output: str | Path | None = None, stages: list[str] | None = None, resume: bool = False
+) -> dict:
     """Run the pipeline's stages in order; returns the per-stage summary."""
     cfg = load_config(config_path)
     cfg.setdefault("seed", 0)
@@ -516,14 +573,27 @@ def run(config_path: str | Path, output: str | Path | None = None, stages: list[
             summary[stage] = json.loads(done.read_text())
         else:
             summary[stage] = STAGE_FUNCS[stage](ctx, cfg.get("stages", {}).get(stage, {}))
-        if stage not in ("export", "span_baseline") and rank == 0 and ctx.cfg.get("validation", {}).get("enabled", True):
+        if (
+            stage not in ("export", "span_baseline")
+            and rank == 0
+            and ctx.cfg.get("validation", {}).get("enabled", True)
+        ):
             role = "teacher" if stage in TEACHER_STAGES else "student"
-            summary[stage]["validation"] = validate(ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors"))
+            summary[stage]["validation"] = validate(
+                ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors")
+            )
     if rank == 0:
-        schedule = {"hardware": {"device": str(device), "world_size": world, "cpu": platform.processor() or platform.machine(),
-                                 "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                                 "torch": torch.__version__, "threads": torch.get_num_threads()},
-                    "stages": summary}
+        schedule = {
+            "hardware": {
+                "device": str(device),
+                "world_size": world,
+                "cpu": platform.processor() or platform.machine(),
+                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            },
+            "stages": summary,
+        }
         (run_dir / "schedule.json").write_text(json.dumps(schedule, indent=2, default=str))
         if writer is not None:
             writer.close()
@@ -536,8 +606,11 @@ def print_table(summary: dict) -> None:
     print(f"{'stage':13s} {'steps':>6s} {'time s':>8s}  validation PSNR (model / baseline) dB")
     for stage, info in summary.items():
         val = info.get("validation", {}) if isinstance(info, dict) else {}
-        scores = "  ".join(f"{k.removesuffix('_psnr')} {v:.2f}/{val.get(k.replace('_psnr', '_baseline_psnr'), float('nan')):.2f}"
-                           for k, v in val.items() if k.endswith("_psnr") and "baseline" not in k)
+        scores = "  ".join(
+            f"{k.removesuffix('_psnr')} {v:.2f}/{val.get(k.replace('_psnr', '_baseline_psnr'), float('nan')):.2f}"
+            for k, v in val.items()
+            if k.endswith("_psnr") and "baseline" not in k
+        )
         print(f"{stage:13s} {str(info.get('steps', '-')):>6s} {str(info.get('seconds', '-')):>8s}  {scores}")
 
 
