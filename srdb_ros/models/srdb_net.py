@@ -66,7 +66,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> tuple[torc
 
 
 class SRDeblurNet(nn.Module):
-    """Shared encoder -> deblur decoder, and shared encoder -> fitting conv -> SPAN x4.
+    """Shared encoder -> deblur decoder, and shared encoder -> fitting conv (+ frame) -> SPAN x4.
 
     Inputs are NCHW in [0, 1] with 1 or 3 channels and any height/width: they are padded to a multiple
     of 4 and outputs are cropped back. One-channel (thermal) input is replicated to three channels and the
@@ -80,6 +80,8 @@ class SRDeblurNet(nn.Module):
         self.encoder = MIMOUNetEncoder(c.base_channels, c.num_res)
         self.decoder = MIMOUNetDecoder(c.base_channels, c.num_res)
         self.fit = nn.Conv2d(c.base_channels, 3, kernel_size=c.fit_kernel, padding=c.fit_kernel // 2)
+        nn.init.zeros_(self.fit.weight)  # SPAN starts by seeing the frame itself; the correction is learned
+        nn.init.zeros_(self.fit.bias)
         self.span = SPAN(3, 3, feature_channels=c.span_channels, upscale=c.upscale)
         if c.deploy:
             switch_to_deploy(self.span)
@@ -92,8 +94,13 @@ class SRDeblurNet(nn.Module):
         return self.encoder(x, need_skip2=task != "sr")
 
     def sr_head(self, feats: EncoderFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fitting conv then SPAN; returns (SR output, fitted SPAN input)."""
-        sr_input = self.fit(feats.skip1)
+        """Fitting conv then SPAN; returns (SR output, SPAN input).
+
+        The fitting conv maps the encoder's full-resolution skip feature (base channels) to SPAN's 3-channel
+        input as a correction added to the frame, the same residual form as MIMO-UNet's own outputs
+        (output = residual + input): the encoder's features carry what the frame lacks, not the frame itself.
+        """
+        sr_input = feats.image + self.fit(feats.skip1)
         return self.span(sr_input), sr_input
 
     def forward(

@@ -312,7 +312,7 @@ def stage_phase2(ctx: Context, section: dict) -> dict:
     objective = Phase2Objective(model)
     source = sr_source(ctx, section.get("lr_crop", 64), ctx.cfg["seed"] + 2)
     if not (ctx.stage_dir("phase2") / "last.pt").is_file():
-        _init_sr_branch(ctx, model, source, section, "phase2")
+        _init_sr_branch(model, section, "phase2")
     info = train_stage(ctx, "phase2", objective, {"sr": source}, section)
     model.requires_grad_(True)
     refresh_fused(model.span)
@@ -320,15 +320,11 @@ def stage_phase2(ctx: Context, section: dict) -> dict:
     return info
 
 
-def _init_sr_branch(ctx: Context, model: SRDeblurNet, source: Dataset, section: dict, stage: str) -> None:
-    """Optional starting points for a fresh SR branch (config ``span_init`` and ``fit_init``)."""
+def _init_sr_branch(model: SRDeblurNet, section: dict, stage: str) -> None:
+    """Optional starting point for a fresh SPAN (config ``span_init``)."""
     if section.get("span_init") == "bilinear":
         bilinear_span_init(model.span)
         LOG.info("%s: SPAN initialised as a bilinear x%d upsampler of its input", stage, model.upscale)
-    if section.get("fit_init") == "least_squares":
-        lr = collate([source[10**9 + i] for i in range(int(section.get("fit_init_images", 16)))])[0]
-        residual = fit_conv_least_squares(model, lr.to(ctx.device))
-        LOG.info("%s: fitting conv initialised by least squares (RMS residual %.4f)", stage, residual)
 
 
 @torch.no_grad()
@@ -368,28 +364,6 @@ def bilinear_span_init(span, other_scale: float = 0.001) -> None:
                 up.bias[out] = mean[c]
 
 
-@torch.no_grad()
-def fit_conv_least_squares(model: SRDeblurNet, lr: torch.Tensor, ridge: float = 1e-3) -> float:
-    """Set the fitting conv so that it reproduces the LR input from the encoder's skip feature (ridge regression).
-
-    SPAN expects an image-like input; starting from the best linear read-out of the image from the frozen
-    encoder's features lets phase 2 train SPAN instead of first rediscovering that mapping.
-    """
-    model.to(lr.device)
-    feats = model.encode(lr, "sr").skip1
-    k = model.fit.kernel_size[0]
-    cols = torch.nn.functional.unfold(feats, k, padding=k // 2)  # N, C*k*k, H*W
-    x = cols.permute(0, 2, 1).reshape(-1, cols.shape[1]).double()
-    x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], 1)
-    y = lr.permute(0, 2, 3, 1).reshape(-1, lr.shape[1]).double()
-    gram = x.T @ x
-    gram += ridge * torch.eye(len(gram), dtype=gram.dtype, device=gram.device) * gram.diagonal().mean()
-    w = torch.linalg.solve(gram, x.T @ y)  # (C*k*k + 1, 3)
-    model.fit.weight.copy_(w[:-1].T.reshape_as(model.fit.weight).float())
-    model.fit.bias.copy_(w[-1].float())
-    return float(((x @ w - y) ** 2).mean().sqrt())
-
-
 def _dann_sources(ctx: Context, section: dict, seed: int) -> dict[str, Dataset]:
     crop = section.get("crop", 256)
     return {
@@ -423,7 +397,7 @@ def stage_distill(ctx: Context, section: dict) -> dict:
     if not (ctx.stage_dir("distill") / "last.pt").is_file():
         if section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
             student.span.load_state_dict(teacher.span.state_dict())
-        _init_sr_branch(ctx, student, sources["sr"], section, "distill")
+        _init_sr_branch(student, section, "distill")
     info = train_stage(ctx, "distill", DistillObjective(student, teacher), sources, section)
     refresh_fused(student.span)
     _finish(ctx, "distill", student, "student", info)
