@@ -19,8 +19,8 @@ class MotionBlurSynthesizer:
     """Makes blur kernels and blurred images; every draw is reproducible from (seed, index)."""
 
     kernel_size: int = 31
-    min_length: float = 6.0
-    max_length: float = 28.0
+    min_length: float = 4.0  # trajectory length in pixels (the bundled model was trained on 4-20)
+    max_length: float = 20.0
     steps: int = 256
     noise_sigma: float = 0.0  # Gaussian noise std added after blurring, in [0, 1] units
     seed: int = 0
