@@ -79,7 +79,8 @@ def _train(sub) -> None:
         "train",
         help="run the multi-stage training pipeline",
         description="Run the stages init, phase1, phase2, dann, distill, student_dann, export in "
-        "order (or a subset). Multi-GPU: torchrun --nproc_per_node N -m srdb_ros.cli train ...",
+        "order (or a subset). span_baseline (a standalone SPAN on the same data, for Fig. 9) runs only "
+        "when named in --stages. Multi-GPU: torchrun --nproc_per_node N -m srdb_ros.cli train ...",
     )
     p.add_argument(
         "--config", required=True, help="YAML config, e.g. config/train_paper.yaml or config/train_smoke.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -231,6 +232,17 @@ def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     refused = _srdb("train", "--config", str(config), "--output", str(tmp_path / "b"), timeout=120)
     assert refused.returncode != 0 and "--resume" in refused.stderr
+
+
+def test_schedule_keeps_stages_of_earlier_invocations(tmp_path):
+    from srdb_ros.training.pipeline import run
+
+    config = _tiny_config(tmp_path, steps=2, every=2)
+    run(config, tmp_path / "run", ["init"])
+    run(config, tmp_path / "run", ["phase1"], resume=True)
+    schedule = json.loads((tmp_path / "run" / "schedule.json").read_text())
+    assert list(schedule["stages"]) == ["init", "phase1"]
+    assert schedule["stages"]["phase1"]["steps"] == 2
 
 
 def test_two_process_gloo_ddp_run(tmp_path):

@@ -557,6 +557,9 @@ def run(
                 ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors")
             )
     if rank == 0:
+        schedule_path = run_dir / "schedule.json"
+        recorded = json.loads(schedule_path.read_text())["stages"] if schedule_path.is_file() else {}
+        recorded.update(summary)
         schedule = {
             "hardware": {
                 "device": str(device),
@@ -566,9 +569,9 @@ def run(
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
             },
-            "stages": summary,
+            "stages": {stage: recorded[stage] for stage in STAGES if stage in recorded},
         }
-        (run_dir / "schedule.json").write_text(json.dumps(schedule, indent=2, default=str))
+        schedule_path.write_text(json.dumps(schedule, indent=2, default=str))
         if writer is not None:
             writer.close()
     if world > 1:
