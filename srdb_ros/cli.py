@@ -88,6 +88,18 @@ def _train(sub) -> None:
     p.add_argument("--output", default=None, help="run folder (default runs/<name>)")
     p.add_argument("--stages", default=None, help="comma-separated subset of stages, e.g. phase2,dann")
     p.add_argument("--resume", action="store_true", help="continue a run from its last checkpoints")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="finish the whole run (validated, exported student included) within this many minutes; "
+        "training stages split the time by their `share` values and stop cleanly with a checkpoint",
+    )
+    p.add_argument(
+        "--teacher-init", default=None, help="start the teacher (and distillation's teacher) from this .safetensors"
+    )
+    p.add_argument("--student-init", default=None, help="start the student of the distill stage from this .safetensors")
     p.set_defaults(entry="srdb_ros.training.pipeline:main")
 
 
@@ -112,6 +124,20 @@ def _score(sub) -> None:
 def _image_selection(p) -> None:
     """Options shared by the scoring commands."""
     p.add_argument("--blur-seed", type=int, default=1234, help="seed of the synthetic blur (default 1234)")
+    p.add_argument(
+        "--blur-length",
+        type=float,
+        nargs=2,
+        default=(15.0, 45.0),
+        metavar=("MIN", "MAX"),
+        help="synthetic blur path length range in pixels (default 15 45: realistic camera shake)",
+    )
+    p.add_argument(
+        "--blur-model",
+        choices=("camera", "thermal"),
+        default="camera",
+        help="camera: EO shake/platform motion in linear light + sensor noise; thermal: microbolometer smear",
+    )
     p.add_argument("--max-images", type=int, default=0, help="use at most this many images (0 = all)")
     p.add_argument("--crop", type=int, default=0, help="centre-crop frames to at most this size (0 = whole)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -92,7 +92,7 @@ def test_blur_synthesizer_is_seeded_and_normalised():
     k1, k2, k3 = synth.kernel(0), synth.kernel(0), synth.kernel(1)
     np.testing.assert_array_equal(k1, k2)
     assert not np.array_equal(k1, k3)
-    assert k1.sum() == pytest.approx(1.0, abs=1e-5) and k1.shape == (31, 31) and (k1 >= 0).all()
+    assert k1.sum() == pytest.approx(1.0, abs=1e-5) and k1.shape[0] % 2 == 1 and (k1 >= 0).all()
     assert (k1 > 0).sum() > 3  # a trajectory, not a delta
     assert not np.array_equal(MotionBlurSynthesizer(seed=4).kernel(0), k1)
     img = cv2.imread(str(SAMPLES / "eo" / "astronaut.png"))

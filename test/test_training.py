@@ -148,9 +148,25 @@ def _srdb(*args, **kwargs):
 def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
     out = tmp_path / "run"
     result = _srdb(
-        "train", "--config", str(ROOT / "config" / "train_smoke.yaml"), "--output", str(out), timeout=900, cwd=ROOT
+        "train",
+        "--config",
+        str(ROOT / "config" / "train_smoke.yaml"),
+        "--output",
+        str(out),
+        "--time-budget",
+        "1",
+        timeout=900,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    schedule = json.loads((out / "schedule.json").read_text())
+    assert schedule["time_budget_minutes"] == 1
+    training = ("phase1", "phase2", "dann", "distill", "student_dann")
+    for stage in training:
+        record = schedule["stages"][stage]
+        assert record["hardware"]["device"] == "cpu" and record["step_ms"] > 0, stage
+        assert 0 < record["budget_s"] <= 60, stage
+    assert sum(schedule["stages"][s]["seconds"] for s in training) <= 60
     for stage in ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export"):
         assert (out / stage / "done.json").is_file(), stage
         assert stage in result.stdout  # the per-stage table
@@ -232,6 +248,30 @@ def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     refused = _srdb("train", "--config", str(config), "--output", str(tmp_path / "b"), timeout=120)
     assert refused.returncode != 0 and "--resume" in refused.stderr
+
+
+def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp_path):
+    from srdb_ros.models import save_model
+    from srdb_ros.training.pipeline import cosine_lr, run
+
+    config = _tiny_config(tmp_path, steps=2, every=1000)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["stages"]["phase1"] = {"minutes": 0.05, "batch": 1, "crop": 32, "lr": 1e-3}  # no step count: time only
+    config.write_text(yaml.safe_dump(cfg))
+    start = build_model("student")
+    save_model(start, tmp_path / "start.safetensors")
+    started = time.monotonic()
+    summary = run(config, tmp_path / "run", ["init", "phase1"], teacher_init=str(tmp_path / "start.safetensors"))
+    assert time.monotonic() - started < 30
+    record = summary["phase1"]
+    assert record["stopped_by"] == "time" and record["steps"] >= 1 and 2.5 < record["seconds"] < 10
+    ckpt = torch.load(tmp_path / "run" / "phase1" / "last.pt", weights_only=True)
+    assert ckpt["step"] == record["steps"] and ckpt["elapsed"] >= 3.0  # the checkpoint holds the stopping point
+    init = load_file(str(tmp_path / "run" / "init" / "teacher.safetensors"))
+    given = load_file(str(tmp_path / "start.safetensors"))
+    assert all(torch.equal(init[k], given[k]) for k in given)  # init took the given weights
+    assert cosine_lr(1.0, 0.0, 0.01) == 1.0 and cosine_lr(1.0, 1.0, 0.01) == pytest.approx(0.01)
+    assert cosine_lr(1.0, 0.5, 0.0) == pytest.approx(0.5)
 
 
 def test_schedule_keeps_stages_of_earlier_invocations(tmp_path):

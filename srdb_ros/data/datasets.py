@@ -156,12 +156,30 @@ class SyntheticBlurDataset(_SeededDataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng(index)
         img = self.load(self.pick(rng))
-        margin = self.synth.kernel_size // 2
+        margin = self.synth.max_kernel_size // 2
         big, _, _ = random_crop(img, self.crop + 2 * margin, rng)
         blurred = self.synth.apply(big, index)[margin:-margin, margin:-margin]
         sharp = big[margin:-margin, margin:-margin]
         blurred, sharp = augment([blurred, sharp], rng, self.flips)
         return to_tensor(blurred), to_tensor(sharp)
+
+
+class MixtureDataset(Dataset):
+    """Draw ``i`` comes from one of several datasets, chosen by weight from rng(seed, i) (e.g. EO + IR pairs)."""
+
+    def __init__(self, datasets: list[Dataset], weights: list[float], seed: int = 0) -> None:
+        if len(datasets) != len(weights) or not datasets or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError("MixtureDataset needs one non-negative weight per dataset")
+        self.datasets = datasets
+        self.probs = np.asarray(weights, dtype=np.float64) / sum(weights)
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, index: int):
+        pick = int(np.random.default_rng([self.seed, index, 99]).choice(len(self.datasets), p=self.probs))
+        return self.datasets[pick][index]
 
 
 class GoProDataset(_SeededDataset):

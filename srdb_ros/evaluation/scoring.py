@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.blur import MotionBlurSynthesizer
+from ..data.blur import MotionBlurSynthesizer, synthesizer_for
 from ..data.datasets import bicubic_resize, list_images, read_image, to_image, to_tensor
 from .metrics import quality
 
@@ -28,6 +28,17 @@ def center_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
     cw = min(w, size) // multiple * multiple if size else w // multiple * multiple
     y, x = (h - ch) // 2, (w - cw) // 2
     return img[y : y + ch, x : x + cw]
+
+
+EVAL_BLUR = {"min_length": 15.0, "max_length": 45.0}  # `srdb score`'s realistic test blur (seeded)
+
+
+def eval_synthesizer(model: str = "camera", seed: int = 1234, min_length: float = 15.0, max_length: float = 45.0):
+    """The test blur: EO camera blur (``camera``) or microbolometer smear (``thermal``) of the given lengths."""
+    if model not in ("camera", "thermal"):
+        raise ValueError(f"blur model must be camera or thermal, not {model!r}")
+    domain = "ir" if model == "thermal" else "eo"
+    return synthesizer_for(domain, {"min_length": min_length, "max_length": max_length}, seed)
 
 
 def deblur_pairs_from_sharp(
@@ -50,10 +61,15 @@ def deblur_pairs_from_folders(folder) -> list[Pair]:
 
 
 def sr_pairs_from_hr(
-    folder, scale: int = 4, max_images: int = 0, crop: int = 0, blur_seed: int | None = None
+    folder,
+    scale: int = 4,
+    max_images: int = 0,
+    crop: int = 0,
+    synthesizer: MotionBlurSynthesizer | None = None,
 ) -> list[Pair]:
-    """LR/HR pairs: HR cropped to a multiple of ``scale``, LR by antialiased bicubic (optionally blurred first)."""
-    synth = MotionBlurSynthesizer(seed=blur_seed) if blur_seed is not None else None
+    """LR/HR pairs: HR cropped to a multiple of ``scale``, LR by antialiased bicubic (blurred first with a
+    ``synthesizer``)."""
+    synth = synthesizer
     pairs = []
     for i, path in enumerate(list_images(folder)[: max_images or None]):
         hr = center_crop(read_image(path), crop, scale)
@@ -105,12 +121,14 @@ def score(model, pairs: list[Pair], task: str, scale: int = 4) -> dict:
 
 
 @torch.no_grad()
-def fig9(model, span, hr_folder, blur_seed: int = 1234, max_images: int = 0, crop: int = 0) -> dict:
+def fig9(
+    model, span, hr_folder, synthesizer: MotionBlurSynthesizer | None = None, max_images: int = 0, crop: int = 0
+) -> dict:
     """x4 SR of motion-blurred low-resolution frames (blur, then downscale) vs the sharp HR frame: the integrated
     model, a standalone SPAN and bicubic, Y-channel PSNR/SSIM with a 4-pixel border."""
     model.eval()
     span.eval()
-    pairs = sr_pairs_from_hr(hr_folder, 4, max_images, crop, blur_seed=blur_seed)
+    pairs = sr_pairs_from_hr(hr_folder, 4, max_images, crop, synthesizer or eval_synthesizer())
     rows = {"integrated": [], "standalone_span": [], "bicubic": []}
     for pair in pairs:
         x = to_tensor(pair.input)[None]
@@ -133,7 +151,12 @@ def fig9_main(args) -> int:
     from ..models.span import load_span
 
     result = fig9(
-        load_model_or_config(args.model), load_span(args.span), args.hr, args.blur_seed, args.max_images, args.crop
+        load_model_or_config(args.model),
+        load_span(args.span),
+        args.hr,
+        eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length),
+        args.max_images,
+        args.crop,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -149,6 +172,7 @@ def main(args) -> int:
     from ..models import load_model_or_config
 
     model = load_model_or_config(args.model).eval()
+    synth = eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length)
     if args.task == "deblur":
         if args.pairs and (Path(args.pairs) / "blur").is_dir():
             pairs = deblur_pairs_from_folders(args.pairs)
@@ -156,13 +180,11 @@ def main(args) -> int:
             folder = args.pairs or args.hr
             if not folder:
                 raise ValueError("give --pairs DIR (with blur/ and sharp/) or a sharp folder with --pairs/--hr")
-            pairs = deblur_pairs_from_sharp(folder, args.blur_seed, args.max_images, args.crop)
+            pairs = deblur_pairs_from_sharp(folder, max_images=args.max_images, crop=args.crop, synthesizer=synth)
     else:
         if not args.hr:
             raise ValueError("--task sr needs --hr DIR (high-resolution frames)")
-        pairs = sr_pairs_from_hr(
-            args.hr, 4, args.max_images, args.crop, blur_seed=args.blur_seed if args.blur_lr else None
-        )
+        pairs = sr_pairs_from_hr(args.hr, 4, args.max_images, args.crop, synthesizer=synth if args.blur_lr else None)
     result = score(model, pairs, args.task)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -106,8 +106,10 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if fp16 and not fp16_graph:
         if not hasattr(trt.BuilderFlag, "FP16"):  # removed in TensorRT 11: precision comes from the ONNX
-            raise EngineError(f"{onnx_path}: TensorRT {trt.__version__} builds fp16 only from an fp16 ONNX; "
-                              f"export one with `srdb export --fp16` (or pass --fp32)")
+            raise EngineError(
+                f"{onnx_path}: TensorRT {trt.__version__} builds fp16 only from an fp16 ONNX; "
+                f"export one with `srdb export --fp16` (or pass --fp32)"
+            )
         config.set_flag(trt.BuilderFlag.FP16)
     opt_profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):

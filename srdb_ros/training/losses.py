@@ -29,13 +29,13 @@ def _match(outputs: list[torch.Tensor], target: torch.Tensor) -> list[torch.Tens
 
 def multiscale_content_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     """Sum over scales of L1(output, target at that scale)."""
-    return sum(F.l1_loss(o, t) for o, t in zip(outputs, _match(outputs, target)))
+    return sum(F.l1_loss(o.float(), t) for o, t in zip(outputs, _match(outputs, target)))
 
 
 def frequency_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     """Sum over scales of L1 between the 2-D FFTs (real and imaginary parts) of output and target."""
     return sum(
-        F.l1_loss(torch.view_as_real(torch.fft.fft2(o)), torch.view_as_real(torch.fft.fft2(t)))
+        F.l1_loss(torch.view_as_real(torch.fft.fft2(o.float())), torch.view_as_real(torch.fft.fft2(t.float())))
         for o, t in zip(outputs, _match(outputs, target))
     )
 
@@ -47,7 +47,7 @@ def deblur_loss(outputs: list[torch.Tensor], target: torch.Tensor) -> torch.Tens
 
 def sr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SPAN's training loss: L1."""
-    return F.l1_loss(output, target)
+    return F.l1_loss(output.float(), target)
 
 
 class FeatureAdapter(nn.Module):

@@ -16,10 +16,12 @@ each stage), ``tb/`` TensorBoard logs, ``schedule.json`` (what actually ran, on 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -32,8 +34,15 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.blur import MotionBlurSynthesizer
-from ..data.datasets import GoProDataset, SRDataset, SyntheticBlurDataset, UnlabeledDataset, collate
+from ..data.blur import synthesizer_for
+from ..data.datasets import (
+    GoProDataset,
+    MixtureDataset,
+    SRDataset,
+    SyntheticBlurDataset,
+    UnlabeledDataset,
+    collate,
+)
 from ..evaluation.scoring import deblur_pairs_from_sharp, score, sr_pairs_from_hr
 from ..models import (
     SRDeblurNet,
@@ -51,6 +60,9 @@ LOG = logging.getLogger(__name__)
 STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export", "span_baseline")
 DEFAULT_OFF = ("span_baseline",)  # run only when asked for (--stages span_baseline)
 TEACHER_STAGES = ("init", "phase1", "phase2", "dann")
+TRAINING_STAGES = ("phase1", "phase2", "dann", "distill", "student_dann", "span_baseline")
+INIT_FILE_KEYS = {"init": ("mimo_unet", "span", "teacher_init"), "distill": ("teacher_init", "student_init")}
+VALIDATION_BLUR_SEED = 4321
 
 
 def resolve_path(value: str, base: Path) -> str:
@@ -74,10 +86,12 @@ def load_config(path: str | Path) -> dict:
             data[key] = [resolve_path(v, base) for v in value]
         elif isinstance(value, str) and key != "gopro_split":
             data[key] = resolve_path(value, base)
-    init = cfg.get("stages", {}).get("init", {})
-    for key in ("mimo_unet", "span"):
-        if init.get(key):
-            init[key] = resolve_path(init[key], base)
+    stages = cfg.get("stages", {})
+    for stage, keys in INIT_FILE_KEYS.items():
+        section = stages.get(stage) or {}
+        for key in keys:
+            if section.get(key):
+                section[key] = resolve_path(section[key], base)
     return cfg
 
 
@@ -89,6 +103,9 @@ class Context:
     rank: int = 0
     world: int = 1
     writer: object = None
+    deadline: float | None = None  # time.monotonic() by which the whole run must have finished
+    reserve: float = 0.0  # seconds of the budget kept for validation and export
+    pending: tuple[str, ...] = ()  # training stages still to run in this invocation
 
     @property
     def is_main(self) -> bool:
@@ -112,12 +129,13 @@ class StepBatches(Dataset):
         return {name: collate([ds[first + k] for k in range(self.batch)]) for name, ds in self.sources.items()}
 
 
-def _to_device(batch, device):
+def _to_device(batch, device, channels_last: bool = False):
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return tuple(_to_device(v, device) for v in batch)
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
+    return tuple(_to_device(v, device, channels_last) for v in batch)
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -136,12 +154,24 @@ def _steps(section: dict, dataset_len: int) -> int:
 
 
 # -- data -------------------------------------------------------------------------------------------------------
-def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
+def blur_synthesizer(ctx: Context, domain: str, seed: int):
+    """The configured EO camera blur (``data.blur``) or IR thermal smear (``data.ir_blur``)."""
     data = ctx.cfg["data"]
-    synth = MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed})
+    return synthesizer_for(domain, data.get("ir_blur" if domain == "ir" else "blur") or {}, seed)
+
+
+def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
+    """EO blur pairs (GOPRO or synthetic), mixed with thermal-blur IR pairs when ``data.ir_deblur_share`` > 0."""
+    data = ctx.cfg["data"]
     if data.get("gopro_root"):
-        return GoProDataset(data["gopro_root"], data.get("gopro_split", "train"), crop, seed)
-    return SyntheticBlurDataset(data["eo_train"], crop, seed, synth)
+        eo = GoProDataset(data["gopro_root"], data.get("gopro_split", "train"), crop, seed)
+    else:
+        eo = SyntheticBlurDataset(data["eo_train"], crop, seed, blur_synthesizer(ctx, "eo", seed))
+    share = float(data.get("ir_deblur_share", 0.0))
+    if share <= 0:
+        return eo
+    ir = SyntheticBlurDataset(data["ir_train"], crop, seed + 11, blur_synthesizer(ctx, "ir", seed + 11))
+    return MixtureDataset([eo, ir], [1.0 - share, share], seed)
 
 
 def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
@@ -153,7 +183,7 @@ def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
         lr_crop,
         seed,
         data.get("sr_blur_prob", 0.0),
-        MotionBlurSynthesizer(**{**data.get("blur", {}), "seed": seed + 7}),
+        blur_synthesizer(ctx, "eo", seed + 7),
     )
 
 
@@ -162,60 +192,153 @@ def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
 
 
 # -- the training loop -------------------------------------------------------------------------------------------
+def stage_budget(ctx: Context, stage: str, section: dict) -> float | None:
+    """Seconds this stage may train: its ``minutes``, and/or its ``share`` of what is left of ``--time-budget``."""
+    budgets = []
+    if section.get("minutes") is not None:
+        budgets.append(60.0 * float(section["minutes"]))
+    if ctx.deadline is not None:
+        stages = ctx.cfg.get("stages", {})
+        pending = [s for s in ctx.pending if s in TRAINING_STAGES] or [stage]
+        shares = {s: float((stages.get(s) or {}).get("share", 1.0)) for s in pending}
+        total = sum(shares.values()) or 1.0
+        left = ctx.deadline - time.monotonic() - ctx.reserve
+        budgets.append(max(0.0, left) * shares.get(stage, 1.0) / total)
+    return min(budgets) if budgets else None
+
+
+def cosine_lr(base: float, progress: float, final_ratio: float) -> float:
+    """Cosine decay from ``base`` to ``base * final_ratio`` over progress in [0, 1]."""
+    floor = base * final_ratio
+    return floor + (base - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _speed_setup(ctx: Context, objective: torch.nn.Module) -> tuple[torch.nn.Module, contextlib.AbstractContextManager]:
+    """channels_last (CPU and CUDA); on CUDA also cuDNN autotuning, bf16 autocast with fp32 master weights and an
+    optional torch.compile."""
+    if ctx.cfg.get("channels_last", True):
+        objective.to(memory_format=torch.channels_last)
+    if ctx.device.type != "cuda":
+        return objective, contextlib.nullcontext()
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    amp = str(ctx.cfg.get("amp", "bf16"))
+    if amp not in ("bf16", "fp16", "none"):
+        raise ValueError(f"amp must be bf16, fp16 or none, not {amp!r}")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    autocast = torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    forward = torch.compile(objective) if ctx.cfg.get("compile", False) else objective
+    return forward, autocast
+
+
+def _stop_everywhere(ctx: Context, stop: bool) -> bool:
+    """All ranks stop at the same step when any one runs out of time."""
+    if ctx.world == 1:
+        return stop
+    flag = torch.tensor([1.0 if stop else 0.0], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 def train_stage(
     ctx: Context, stage: str, objective: torch.nn.Module, sources: dict[str, Dataset], section: dict
 ) -> dict:
-    """Adam + cosine schedule over ``steps``; resumes from ``<stage>/last.pt``; returns the last logs."""
+    """Adam + cosine decay over the stage's steps and/or time budget; resumes from ``<stage>/last.pt``.
+
+    With a time budget (``minutes``, or a share of ``--time-budget``) the learning rate follows whichever of
+    step and time progress is further along, and the stage ends at its budget with a checkpoint; without
+    one it runs exactly ``steps`` (or ``epochs``). Returns the stage record (steps, seconds, step time, logs).
+    """
     from tqdm import tqdm
 
-    steps = _steps(section, len(next(iter(sources.values()))))
+    budget = stage_budget(ctx, stage, section)
+    has_steps = "steps" in section or "epochs" in section
+    if budget is None and not has_steps:
+        raise ValueError(f"stage {stage}: give steps, epochs or minutes (or run with --time-budget)")
+    steps = _steps(section, len(next(iter(sources.values())))) if has_steps else 1 << 40
     lr = float(section.get("lr", 1e-4))
+    final_ratio = float(section.get("final_lr_ratio", 0.01))
     stage_dir = ctx.stage_dir(stage)
     stage_dir.mkdir(parents=True, exist_ok=True)
     objective.to(ctx.device).train()
     params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, steps), eta_min=lr * section.get("final_lr_ratio", 0.01)
-    )
-    start = 0
+    start, elapsed_before = 0, 0.0
     ckpt_path = stage_dir / "last.pt"
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         objective.load_state_dict(ckpt["objective"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
         start = int(ckpt["step"])
-        LOG.info("%s: resuming at step %d of %d", stage, start, steps)
-    model = DistributedDataParallel(objective, find_unused_parameters=True) if ctx.world > 1 else objective
+        elapsed_before = float(ckpt.get("elapsed", 0.0))
+        budget = None if budget is None else budget + elapsed_before
+        LOG.info("%s: resuming at step %d after %.0f s", stage, start, elapsed_before)
+    forward, autocast = _speed_setup(ctx, objective)
+    model = DistributedDataParallel(forward, find_unused_parameters=True) if ctx.world > 1 else forward
+    workers = int(ctx.cfg.get("workers", 0))
     loader = DataLoader(
         StepBatches(sources, int(section.get("batch", 1)), ctx.rank, ctx.world),
         sampler=range(start, steps),
         batch_size=None,
-        num_workers=int(ctx.cfg.get("workers", 0)),
+        num_workers=workers,
+        pin_memory=ctx.device.type == "cuda",
+        prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
+    channels_last = bool(ctx.cfg.get("channels_last", True))
     every = int(ctx.cfg.get("checkpoint_every", 100))
     log_every = int(ctx.cfg.get("log_every", 10))
     logs: dict = {}
-    t0 = time.perf_counter()
-    bar = tqdm(total=steps, initial=start, desc=stage, disable=not ctx.is_main, dynamic_ncols=True)
+    done = start
+    t0 = time.perf_counter() - elapsed_before
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    def progress(step: int) -> float:
+        by_steps = step / steps if has_steps else 0.0
+        return max(by_steps, elapsed() / budget if budget else 0.0)
+
+    def save() -> None:
+        if ctx.is_main:
+            _atomic_save(
+                {
+                    "objective": objective.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": done,
+                    "elapsed": elapsed(),
+                    "torch_rng": torch.get_rng_state(),
+                },
+                ckpt_path,
+            )
+
+    total = steps if has_steps and budget is None else None
+    bar = tqdm(total=total, initial=start, desc=stage, disable=not ctx.is_main, dynamic_ncols=True)
+    first_step_at = None
     for step, batch in zip(range(start, steps), loader):
-        loss, logs = model(_to_device(batch, ctx.device))
+        if _stop_everywhere(ctx, budget is not None and elapsed() >= budget):
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(lr, progress(step), final_ratio)
+        batch = _to_device(batch, ctx.device, channels_last)
+        with autocast:
+            loss, logs = model(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scheduler.step()
         bar.update(1)
         done = step + 1
+        if first_step_at is None:
+            first_step_at = (done, elapsed())
         if ctx.is_main and (done % log_every == 0 or done == steps):
             row = {
                 "stage": stage,
                 "step": done,
                 "loss": float(loss.detach()),
-                "lr": scheduler.get_last_lr()[0],
-                "seconds": round(time.perf_counter() - t0, 2),
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(elapsed(), 2),
                 **logs,
             }
             _append_csv(ctx.run_dir / "metrics.csv", row)
@@ -224,26 +347,37 @@ def train_stage(
                     if isinstance(value, float):
                         ctx.writer.add_scalar(f"{stage}/{key}", value, done)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if ctx.is_main and (done % every == 0 or done == steps):
-            _atomic_save(
-                {
-                    "objective": objective.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": done,
-                    "torch_rng": torch.get_rng_state(),
-                },
-                ckpt_path,
-            )
+        if done % every == 0:
+            save()
+    save()
     bar.close()
     if ctx.world > 1:
         dist.barrier()
+    seconds = elapsed()
+    timed = (done - first_step_at[0], seconds - first_step_at[1]) if first_step_at else (0, 0.0)
     return {
-        "steps": steps,
-        "seconds": round(time.perf_counter() - t0, 1),
+        "steps": done,
+        "seconds": round(seconds, 1),
+        "step_ms": round(1000 * timed[1] / timed[0], 1) if timed[0] else None,
+        "budget_s": round(budget, 1) if budget is not None else None,
+        "stopped_by": "time" if done < steps else "steps",
         "lr": lr,
         "batch": int(section.get("batch", 1)),
+        "hardware": hardware(ctx),
         **{k: v for k, v in logs.items()},
+    }
+
+
+def hardware(ctx: Context) -> dict:
+    """What a stage ran on (recorded per stage: stages of one run may run on different machines)."""
+    return {
+        "device": str(ctx.device),
+        "world_size": ctx.world,
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "amp": str(ctx.cfg.get("amp", "bf16")) if ctx.device.type == "cuda" else "fp32",
     }
 
 
@@ -276,22 +410,31 @@ def _previous(ctx: Context, stage: str, role: str) -> SRDeblurNet:
         path = ctx.stage_dir(prev) / f"{role}.safetensors"
         if (ctx.stage_dir(prev) / "done.json").is_file() and path.is_file():
             return load_model(path)
+    init = (ctx.cfg.get("stages", {}).get("distill") or {}).get(f"{role}_init", "")
+    if init:
+        LOG.info("%s: %s from %s", stage, role, init)
+        return load_model(init)
     if role == "teacher":
-        raise FileNotFoundError(f"stage {stage} needs a teacher from an earlier stage; run `--stages init` first")
-    init = ctx.cfg.get("stages", {}).get("distill", {}).get("student_init", "")
-    return load_model(init) if init else build_model(ctx.cfg.get("student", "student"))
+        raise FileNotFoundError(
+            f"stage {stage} needs a teacher: run the teacher stages first, or set stages.distill.teacher_init"
+        )
+    return build_model(ctx.cfg.get("student", "student"))
 
 
 def stage_init(ctx: Context, section: dict) -> dict:
-    model = build_model(ctx.cfg.get("teacher", "teacher"))
-    if section.get("mimo_unet"):
-        load_mimo_unet_reference(model, section["mimo_unet"])
-    if section.get("span"):
-        load_span_reference(model, section["span"])
-    _finish(ctx, "init", model, "teacher", {"mimo_unet": section.get("mimo_unet", ""), "span": section.get("span", "")})
-    return {
-        "from": {"mimo_unet": section.get("mimo_unet") or "random init", "span": section.get("span") or "random init"}
-    }
+    """The teacher's starting point: a srdb ``.safetensors`` (``teacher_init``), reference checkpoints, or random."""
+    if section.get("teacher_init"):
+        model = load_model(section["teacher_init"])
+        origin = {"teacher_init": section["teacher_init"]}
+    else:
+        model = build_model(ctx.cfg.get("teacher", "teacher"))
+        if section.get("mimo_unet"):
+            load_mimo_unet_reference(model, section["mimo_unet"])
+        if section.get("span"):
+            load_span_reference(model, section["span"])
+        origin = {"mimo_unet": section.get("mimo_unet") or "random init", "span": section.get("span") or "random init"}
+    _finish(ctx, "init", model, "teacher", {"from": origin})
+    return {"from": origin}
 
 
 def stage_phase1(ctx: Context, section: dict) -> dict:
@@ -394,7 +537,7 @@ def stage_distill(ctx: Context, section: dict) -> dict:
         "deblur": deblur_source(ctx, crop, ctx.cfg["seed"] + 4),
         "sr": sr_source(ctx, section.get("lr_crop", crop // 4), ctx.cfg["seed"] + 5),
     }
-    if not (ctx.stage_dir("distill") / "last.pt").is_file():
+    if not (ctx.stage_dir("distill") / "last.pt").is_file() and not section.get("student_init"):
         if section.get("init_span_from_teacher", False):  # same SPAN in both: start from the teacher's
             student.span.load_state_dict(teacher.span.state_dict())
         _init_sr_branch(student, section, "distill")
@@ -481,7 +624,9 @@ def validate(ctx: Context, stage: str, model: SRDeblurNet) -> dict:
     for domain, key in (("eo", "eo_val"), ("ir", "ir_val")):
         if not data.get(key):
             continue
-        results[f"{domain}_deblur"] = score(model, deblur_pairs_from_sharp(data[key], 4321, n, crop), "deblur")
+        synth = blur_synthesizer(ctx, domain, VALIDATION_BLUR_SEED)
+        pairs = deblur_pairs_from_sharp(data[key], max_images=n, crop=crop, synthesizer=synth)
+        results[f"{domain}_deblur"] = score(model, pairs, "deblur")
         results[f"{domain}_sr"] = score(model, sr_pairs_from_hr(data[key], 4, n, crop), "sr")
     row = {"stage": stage, "model": model.config.name}
     for name, r in results.items():
@@ -511,11 +656,29 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
 
 
 def run(
-    config_path: str | Path, output: str | Path | None = None, stages: list[str] | None = None, resume: bool = False
+    config_path: str | Path,
+    output: str | Path | None = None,
+    stages: list[str] | None = None,
+    resume: bool = False,
+    time_budget: float | None = None,
+    teacher_init: str | None = None,
+    student_init: str | None = None,
 ) -> dict:
-    """Run the pipeline's stages in order; returns the per-stage summary."""
+    """Run the pipeline's stages in order; returns the per-stage summary.
+
+    ``time_budget`` (minutes) bounds the whole invocation: the training stages share what is left after a
+    reserve for validation and export (``time_reserve``, a fraction) by their ``share`` values, so the run
+    always ends with a validated, exported student. ``teacher_init`` / ``student_init`` (srdb
+    ``.safetensors``) set where the teacher stages and the distillation start.
+    """
     cfg = load_config(config_path)
     cfg.setdefault("seed", 0)
+    stage_cfg = cfg.setdefault("stages", {})
+    if teacher_init:
+        for stage in ("init", "distill"):
+            stage_cfg.setdefault(stage, {})["teacher_init"] = str(teacher_init)
+    if student_init:
+        stage_cfg.setdefault("distill", {})["student_init"] = str(student_init)
     rank, world, device = _setup_distributed()
     run_dir = Path(output or Path("runs") / cfg.get("name", Path(config_path).stem))
     if rank == 0:
@@ -535,18 +698,25 @@ def run(
         except ImportError:
             LOG.warning("tensorboard is not installed; no TensorBoard logs")
     ctx = Context(cfg, run_dir, device, rank, world, writer)
-    wanted = stages or [s for s in STAGES if cfg.get("stages", {}).get(s, {}).get("enabled", s not in DEFAULT_OFF)]
+    if time_budget is not None:
+        if time_budget <= 0:
+            raise ValueError("--time-budget must be a positive number of minutes")
+        ctx.deadline = time.monotonic() + 60.0 * time_budget
+        ctx.reserve = 60.0 * time_budget * float(cfg.get("time_reserve", 0.15))
+    wanted = stages or [s for s in STAGES if (stage_cfg.get(s) or {}).get("enabled", s not in DEFAULT_OFF)]
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
+    order = [s for s in STAGES if s in wanted]
     summary = {}
-    for stage in [s for s in STAGES if s in wanted]:
+    for i, stage in enumerate(order):
+        ctx.pending = tuple(s for s in order[i:] if not (ctx.stage_dir(s) / "done.json").is_file())
         done = ctx.stage_dir(stage) / "done.json"
         if done.is_file():
             LOG.info("%s: already done, skipping", stage)
             summary[stage] = json.loads(done.read_text())
         else:
-            summary[stage] = STAGE_FUNCS[stage](ctx, cfg.get("stages", {}).get(stage, {}))
+            summary[stage] = STAGE_FUNCS[stage](ctx, stage_cfg.get(stage) or {})
         if (
             stage not in ("export", "span_baseline")
             and rank == 0
@@ -561,14 +731,8 @@ def run(
         recorded = json.loads(schedule_path.read_text())["stages"] if schedule_path.is_file() else {}
         recorded.update(summary)
         schedule = {
-            "hardware": {
-                "device": str(device),
-                "world_size": world,
-                "cpu": platform.processor() or platform.machine(),
-                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-            },
+            "hardware": hardware(ctx),  # of the last invocation; each training stage records its own
+            "time_budget_minutes": time_budget,
             "stages": {stage: recorded[stage] for stage in STAGES if stage in recorded},
         }
         schedule_path.write_text(json.dumps(schedule, indent=2, default=str))
@@ -594,7 +758,7 @@ def print_table(summary: dict) -> None:
 def main(args) -> int:
     """``srdb train``."""
     stages = args.stages.split(",") if args.stages else None
-    summary = run(args.config, args.output, stages, args.resume)
+    summary = run(args.config, args.output, stages, args.resume, args.time_budget, args.teacher_init, args.student_init)
     if int(os.environ.get("RANK", "0")) == 0:
         print_table(summary)
     return 0
