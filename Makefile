@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.srdb-installed
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test bench gpu-data clean
+
+GPU_SPLITS := eo_train ir_train_gpu eo_val ir_val
 
 $(STAMP): requirements.txt setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/srdb bench
+
+# The training frames config/train_gpu.yaml names, copied from ../shared/data into .data/gpu/ (git-ignored),
+# so that a GPU machine that receives only the checkout has them.
+gpu-data:
+	@for s in $(GPU_SPLITS); do \
+		mkdir -p .data/gpu/$$s; \
+		grep -v '^#' config/splits/$$s.txt | sed 's#^#config/splits/#' | xargs -I{} cp {} .data/gpu/$$s/; \
+	done
+	@du -sh .data/gpu
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -247,7 +247,34 @@ def _demo(sub) -> None:
     p.set_defaults(entry="srdb_ros.evaluation.demo:main")
 
 
-COMMANDS = (_info, _export, _build_engine, _node, _train, _score, _fig9, _bench, _make_bag, _evaluate, _demo)
+def _blur_preview(sub) -> None:
+    p = sub.add_parser(
+        "blur-preview",
+        help="picture of sample blur kernels and blurred crops (EO and thermal)",
+        description="Draw sample kernels of the training/test blur synthesisers and apply them to an EO "
+        "and an IR frame (default: bundled samples); writes one PNG.",
+    )
+    p.add_argument("--out", default="docs/blur_samples.png", help="PNG to write (default docs/blur_samples.png)")
+    p.add_argument("--eo", default=None, help="EO frame (default: bundled astronaut.png)")
+    p.add_argument("--ir", default=None, help="IR frame (default: a bundled HIT-UAV frame)")
+    p.add_argument("--seed", type=int, default=0, help="blur seed")
+    p.set_defaults(entry="srdb_ros.data.preview:main")
+
+
+COMMANDS = (
+    _info,
+    _export,
+    _build_engine,
+    _node,
+    _train,
+    _score,
+    _fig9,
+    _bench,
+    _make_bag,
+    _evaluate,
+    _demo,
+    _blur_preview,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
