@@ -7,6 +7,7 @@ STAMP := $(VENV)/.srdb-installed
 .PHONY: env demo test bench gpu-data clean
 
 GPU_SPLITS := eo_train ir_train_gpu eo_val ir_val
+DATA_ROOT ?= ../shared/data
 
 $(STAMP): requirements.txt setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,7 @@ bench: $(STAMP)
 gpu-data:
 	@for s in $(GPU_SPLITS); do \
 		mkdir -p .data/gpu/$$s; \
-		grep -v '^#' config/splits/$$s.txt | sed 's#^#config/splits/#' | xargs -I{} cp {} .data/gpu/$$s/; \
+		grep -v '^#' config/splits/$$s.txt | sed 's#^#$(DATA_ROOT)/#' | xargs -I{} cp {} .data/gpu/$$s/; \
 	done
 	@du -sh .data/gpu
 

@@ -13,6 +13,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.json")),
+        (f"share/{PACKAGE}/config/splits", glob("config/splits/*.txt")),
         (f"share/{PACKAGE}/models", [f for f in glob("models/*") if not f.endswith(".tmp")]),
         (f"share/{PACKAGE}/samples/eo", glob("samples/eo/*")),
         (f"share/{PACKAGE}/samples/ir", glob("samples/ir/*")),
@@ -24,7 +25,7 @@ setup(
     maintainer_email="srdb-ros@example.com",
     description="Integrated deblurring and x4 super-resolution for EO/IR cameras as a ROS 2 node",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},  # colcon test runs pytest when it is declared here
     entry_points={
         "console_scripts": [
             "srdb = srdb_ros.cli:main",

@@ -3,14 +3,18 @@
     ros2 launch srdb_ros enhance.launch.py eo_task:=both ir_task:=sr backend:=tensorrt \
         engine_path:=/data/srdb_student_{task}.engine namespace:=front \
         eo_image:=/camera/color/image_raw ir_image:=/thermal/image_raw
+
+Parameters come from ``params_file``; ``eo_task``, ``ir_task``, ``backend``, ``engine_path`` and
+``force_engine_update`` override it only when given on the command line.
 """
 
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
+from srdb_ros.ros.launch_args import PARAMETER_ARGUMENTS, parameter_overrides
 
 ARGUMENTS = [
     (
@@ -19,10 +23,7 @@ ARGUMENTS = [
         "Parameter file (defaults: share/srdb_ros/config/enhance.yaml)",
     ),
     ("namespace", "", "Namespace of the node and its relative topics"),
-    ("eo_task", "deblur", "EO task: deblur, sr or both"),
-    ("ir_task", "sr", "IR task: deblur, sr or both"),
-    ("backend", "auto", "auto, tensorrt, onnxruntime or torch"),
-    ("engine_path", "", "TensorRT engine path (may contain {task})"),
+    *[(name, "", description) for name, (_, description) in PARAMETER_ARGUMENTS.items()],
     ("eo_image", "eo/image_raw", "EO input image topic"),
     ("ir_image", "ir/image_raw", "IR input image topic"),
     ("eo_camera_info", "eo/camera_info", "EO camera_info topic"),
@@ -31,33 +32,32 @@ ARGUMENTS = [
 ]
 
 
+def _node(context, *args, **kwargs):
+    given = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
+    overrides = parameter_overrides(given)
+    return [
+        Node(
+            package="srdb_ros",
+            executable="enhance_node",
+            name="enhance_node",
+            namespace=LaunchConfiguration("namespace"),
+            output="screen",
+            emulate_tty=True,
+            parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
+            remappings=[
+                ("eo/image_raw", LaunchConfiguration("eo_image")),
+                ("ir/image_raw", LaunchConfiguration("ir_image")),
+                ("eo/camera_info", LaunchConfiguration("eo_camera_info")),
+                ("ir/camera_info", LaunchConfiguration("ir_camera_info")),
+            ],
+            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+        )
+    ]
+
+
 def generate_launch_description() -> LaunchDescription:
     declared = [
         DeclareLaunchArgument(name, default_value=default, description=description)
         for name, default, description in ARGUMENTS
     ]
-    node = Node(
-        package="srdb_ros",
-        executable="enhance_node",
-        name="enhance_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "eo.task": LaunchConfiguration("eo_task"),
-                "ir.task": LaunchConfiguration("ir_task"),
-                "backend": LaunchConfiguration("backend"),
-                "engine_path": LaunchConfiguration("engine_path"),
-            },
-        ],
-        remappings=[
-            ("eo/image_raw", LaunchConfiguration("eo_image")),
-            ("ir/image_raw", LaunchConfiguration("ir_image")),
-            ("eo/camera_info", LaunchConfiguration("eo_camera_info")),
-            ("ir/camera_info", LaunchConfiguration("ir_camera_info")),
-        ],
-        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
-    )
-    return LaunchDescription([*declared, node])
+    return LaunchDescription([*declared, OpaqueFunction(function=_node)])

@@ -11,6 +11,20 @@ import sys
 TASK_CHOICES = ("deblur", "sr", "both")
 
 
+def _model_options(p) -> None:
+    """--model / --random-init, shared by the commands that run a model."""
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a .safetensors file (default: the bundled trained student, models/srdb_student.safetensors)",
+    )
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use an untrained network on purpose; --model then names its architecture (teacher or student)",
+    )
+
+
 def _info(sub) -> None:
     p = sub.add_parser(
         "info",
@@ -18,7 +32,9 @@ def _info(sub) -> None:
         description="Print parameter counts (training and deploy form) and GFLOPs per task at the "
         "paper's resolutions (1240x984 deblur, 310x246 -> 1240x984 SR).",
     )
-    p.add_argument("--model", default="student", help="teacher, student or a .safetensors file (default: student)")
+    p.add_argument(
+        "--model", default="student", help="teacher, student (architecture only) or a .safetensors (default: student)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(entry="srdb_ros.models.summary:main")
 
@@ -31,7 +47,7 @@ def _export(sub) -> None:
         "multiples of 4), check it with onnx.checker and compare ONNX Runtime with "
         "PyTorch (fails above 1e-3 max abs difference).",
     )
-    p.add_argument("--model", default="student", help="teacher, student or a .safetensors file")
+    _model_options(p)
     p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
     p.add_argument("--output", required=True, help="output .onnx path")
     p.add_argument("--fp16", action="store_true", help="export an fp16 graph (for strongly typed TensorRT engines)")
@@ -56,14 +72,31 @@ def _build_engine(sub) -> None:
     p.set_defaults(entry="srdb_ros.export.tensorrt_build:main")
 
 
+class _NodeHelp(argparse.Action):
+    """``srdb node --help``: the command's options, then the node's topics and parameters (imported only now)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .ros.params import usage
+
+        parser.print_help()
+        print("\nThe node (arguments after `--`):\n")
+        print(usage("srdb node --"))
+        parser.exit()
+
+
 def _node(sub) -> None:
     p = sub.add_parser(
         "node",
+        add_help=False,
         help="run the enhance node (no ros2 CLI needed)",
         description="Run enhance_node in this process with the ROS environment set up. Extra "
         "arguments after `--` go to the node, e.g. "
         "`srdb node -- --ros-args -p eo.task:=both`.",
     )
+    p.add_argument("-h", "--help", action=_NodeHelp, help="show this help, the node's topics and parameters")
     p.add_argument("--params-file", default=None, help="ROS parameter file (default: the bundled config/enhance.yaml)")
     p.add_argument(
         "--localhost",
@@ -100,6 +133,11 @@ def _train(sub) -> None:
         "--teacher-init", default=None, help="start the teacher (and distillation's teacher) from this .safetensors"
     )
     p.add_argument("--student-init", default=None, help="start the student of the distill stage from this .safetensors")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="folder the config's .txt splits are relative to (overrides data.root; e.g. a copy of shared/data)",
+    )
     p.set_defaults(entry="srdb_ros.training.pipeline:main")
 
 
@@ -112,7 +150,7 @@ def _score(sub) -> None:
         "high-resolution frames, LR by antialiased bicubic x4; baseline = bicubic "
         "upscale, Y channel with a 4-pixel border.",
     )
-    p.add_argument("--model", required=True, help="teacher, student or a .safetensors file")
+    _model_options(p)
     p.add_argument("--task", choices=("deblur", "sr"), required=True)
     p.add_argument("--pairs", default=None, help="deblur: folder with blur/ and sharp/, or a sharp folder")
     p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
@@ -151,7 +189,7 @@ def _fig9(sub) -> None:
         "model and with a standalone SPAN (from `srdb train --stages span_baseline`), "
         "score against the sharp HR frame (Y channel, 4-pixel border).",
     )
-    p.add_argument("--model", required=True, help="integrated model (.safetensors)")
+    _model_options(p)
     p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
     p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
     _image_selection(p)
@@ -167,7 +205,7 @@ def _bench(sub) -> None:
         "processing), median and p95. The official MIMO-UNet/SPAN forward (eager fp32) "
         "runs in the same process; ratio = its median / ours.",
     )
-    p.add_argument("--model", default="student", help="teacher, student or a .safetensors file")
+    _model_options(p)
     p.add_argument("--task", choices=(*TASK_CHOICES, "all"), default="all")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt", "all"), default="all")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -211,7 +249,8 @@ def _evaluate(sub) -> None:
         "evaluate",
         help="replay a bag through the node and report quality, latency and drops",
         description="Start enhance_node as its own process (or --attach to a running one), replay the "
-        "bag's <cam>/image_raw and camera_info topics with their recorded QoS and timing, "
+        "bag's <cam>/image_raw and camera_info topics with their recorded QoS (lockstep: every frame waits "
+        "for the answer to the previous one; --realtime: the bag's timing), "
         "record the outputs into OUT/recorded, and write OUT/report.md, metrics.json, "
         "frames.csv, image grids and latency plots. Arguments after -- go to the node.",
     )
@@ -219,7 +258,16 @@ def _evaluate(sub) -> None:
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--attach", action="store_true", help="use an enhance node that is already running")
     p.add_argument("--namespace", default="", help="namespace of the node's topics")
-    p.add_argument("--rate", type=float, default=1.0, help="replay rate factor (as ros2 bag play --rate)")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="replay at the bag's timing (x --rate) as a live camera would; frames the node has no time for are "
+        "dropped and reported (default: lockstep, each frame sent when the node answered the previous one)",
+    )
+    p.add_argument("--rate", type=float, default=1.0, help="--realtime: rate factor (as ros2 bag play --rate)")
+    p.add_argument(
+        "--frame-timeout", type=float, default=30.0, help="lockstep: longest wait in s for the answer to one frame"
+    )
     p.add_argument("--loop", type=int, default=1, help="play the bag this many times")
     p.add_argument("--params-file", default=None, help="node parameter file (default: the bundled enhance.yaml)")
     p.add_argument(

@@ -265,3 +265,29 @@ def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weigh
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert set(result) == {"integrated", "standalone_span", "bicubic", "count"} and result["count"] == 2
+
+
+def test_model_commands_default_to_the_bundled_student_and_refuse_silent_random_weights():
+    from srdb_ros.models import load_model
+    from srdb_ros.resources import bundled_model
+
+    bundled = load_model(bundled_model())
+    args = ("--task", "deblur", "--pairs", str(SAMPLES / "eo"), "--max-images", "1", "--crop", "64", "--json")
+    default = _cli("score", *args)
+    assert default.returncode == 0, default.stderr
+    explicit = _cli("score", "--model", str(bundled_model()), *args)
+    assert json.loads(default.stdout)["model_psnr"] == json.loads(explicit.stdout)["model_psnr"]
+    assert bundled.config.name == "student"
+    refused = _cli("score", "--model", "student", *args)
+    assert refused.returncode == 2 and "--random-init" in refused.stderr and "Traceback" not in refused.stderr
+    random = _cli("score", "--model", "student", "--random-init", *args)
+    assert random.returncode == 0 and "randomly initialised" in random.stderr
+    json.loads(random.stdout)  # the warning goes to stderr: stdout stays pure JSON
+
+
+def test_bench_json_is_pure_json():
+    out = _cli("bench", "--device", "cpu", "--task", "sr", "--repeats", "1", "--warmup", "0", "--no-quality", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    records = json.loads(out.stdout)["records"]  # the whole of stdout parses (skipped backends: stderr)
+    assert any(r["backend"].startswith("reference") for r in records)
+    assert any(r["backend"].startswith("torch") for r in records)

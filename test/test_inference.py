@@ -328,3 +328,22 @@ def test_bench_json_has_ratio_column(tmp_path):
     assert {r["mode"] for r in ours} == {"model", "end_to_end"}
     for r in ours:
         assert r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] and r["ratio_vs_reference"] > 0
+
+
+def test_force_engine_update_reaches_tensorrt_under_auto(monkeypatch, student_weights):
+    from srdb_ros.inference import backends
+
+    calls = []
+
+    class RecordingTensorRT:
+        def __init__(self, files, rebuild=True, force_rebuild=False):
+            calls.append(force_rebuild)
+            raise backends.BackendError("tensorrt is not installed (test double)")
+
+    monkeypatch.setattr(backends, "TensorRTBackend", RecordingTensorRT)
+    files = backends.ModelFiles(weights=str(student_weights), engine="/nonexistent/x_{task}.engine")
+    backend = backends.create_backend("auto", files, "auto", "fp16", force_engine_update=True)
+    assert calls == [True] and backend is not None  # asked with force_rebuild, then fell back
+    with pytest.raises(backends.BackendError):
+        backends.create_backend("tensorrt", files, force_engine_update=True)
+    assert calls == [True, True]

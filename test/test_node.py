@@ -260,7 +260,42 @@ def test_launch_file_declares_its_arguments():
         and isinstance(node.elts[0].value, str)
         and len(node.elts) == 3
     }
-    assert {"params_file", "namespace", "eo_task", "ir_task", "backend", "engine_path", "eo_image", "ir_image"} <= names
+    assert {"params_file", "namespace", "eo_image", "ir_image"} <= names
+    assert "PARAMETER_ARGUMENTS" in (ROOT / "launch" / "enhance.launch.py").read_text()
+
+
+def test_launch_arguments_override_the_params_file_only_when_given():
+    from srdb_ros.ros.launch_args import PARAMETER_ARGUMENTS, parameter_overrides
+
+    assert parameter_overrides({name: "" for name in PARAMETER_ARGUMENTS}) == {}  # the user's file survives
+    assert parameter_overrides({"eo_task": "both", "ir_task": ""}) == {"eo.task": "both"}
+    assert parameter_overrides({"force_engine_update": "True"}) == {"force_engine_update": True}
+    with pytest.raises(ValueError):
+        parameter_overrides({"force_engine_update": "maybe"})
+    source = (ROOT / "launch" / "enhance.launch.py").read_text()
+    assert "parameter_overrides(" in source and '"eo.task": LaunchConfiguration' not in source
+
+
+def test_launch_description_keeps_a_params_file_value(tmp_path):
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS needed)")
+    import importlib.util
+
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    from launch import LaunchContext
+
+    spec = importlib.util.spec_from_file_location("enhance_launch", ROOT / "launch" / "enhance.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    context = LaunchContext()
+    for action in description.entities:
+        if isinstance(action, DeclareLaunchArgument):
+            action.visit(context)
+    context.launch_configurations["params_file"] = str(tmp_path / "user.yaml")
+    (opaque,) = [a for a in description.entities if isinstance(a, OpaqueFunction)]
+    (node,) = opaque.execute(context)
+    assert all(not isinstance(p, dict) or "eo.task" not in p for p in node._Node__parameters)
 
 
 def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_DIRS = {".git", ".venv", "build", "install", "log", "__pycache__", ".pytest_cache", "runs"}
 
 
 def _copy_source(dst: Path) -> None:
-    shutil.copytree(ROOT, dst, ignore=lambda d, names: [n for n in names if n in SKIP_DIRS or n.endswith(".egg-info")])
+    """What a clone holds: tracked files plus untracked ones git does not ignore (no venvs, runs or build output)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        src = ROOT / name
+        if src.is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +37,7 @@ def colcon_install(tmp_path_factory) -> Path:
         pytest.skip("colcon is not installed in this environment (pip install colcon-common-extensions)")
     ws = tmp_path_factory.mktemp("ws")
     _copy_source(ws / "src" / "srdb_ros")
-    result = subprocess.run(
+    result = subprocess.run(  # no --symlink-install: the package must work from the installed copy
         [colcon, "build", "--base-paths", "src", "--build-base", "build", "--install-base", "install"],
         cwd=ws,
         capture_output=True,
@@ -69,6 +80,136 @@ def test_installed_package_finds_its_share_through_ament_index(colcon_install, t
     assert exists == "True"
 
 
+def _send_frame_and_wait(namespace: str, timeout: float = 120.0):
+    """From this process: publish a small EO frame to ``<ns>/eo/image_raw`` until ``<ns>/eo/deblurred`` answers."""
+    import rclpy
+    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from srdb_ros.ros.conversions import array_to_image_msg
+
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("srdb_install_probe")
+    got = []
+    node.create_subscription(Image, f"{namespace}/eo/deblurred", got.append, QoSProfile(depth=5))
+    pub = node.create_publisher(Image, f"{namespace}/eo/image_raw", qos_profile_sensor_data)
+    msg = array_to_image_msg(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8), "rgb8")
+    msg.header.frame_id = "installed_cam"
+    deadline = time.monotonic() + timeout
+    while not got and time.monotonic() < deadline:
+        pub.publish(msg)
+        rclpy.spin_once(node, timeout_sec=0.5)
+    node.destroy_node()
+    return got[0] if got else None
+
+
+def test_installed_enhance_node_answers_frames_from_another_process(colcon_install, tmp_path):
+    pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+    prefix = colcon_install / "srdb_ros"
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    assert (site / "srdb_ros" / "ros" / "__init__.py").is_file()  # every sub-package is installed
+    node = prefix / "lib" / "srdb_ros" / "enhance_node"
+    assert "--ros-args" in subprocess.run([node, "--help"], capture_output=True, text=True, timeout=60).stdout
+    log = tmp_path / "node.log"
+    script = (
+        f'source "{colcon_install}/setup.bash" && exec "{node}" --ros-args -r __ns:=/installed '
+        "-p backend:=torch -p device:=cpu -p max_pixels:=40000"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        reply = _send_frame_and_wait("/installed")
+        text = log.read_text()
+        assert reply is not None, text
+        assert (reply.height, reply.width, reply.encoding) == (48, 64, "rgb8")
+        assert reply.header.frame_id == "installed_cam"
+        assert (
+            str(site)
+            in subprocess.run(  # the node ran the installed copy, not the source tree
+                [
+                    "bash",
+                    "-c",
+                    f'source "{colcon_install}/setup.bash" && python3 -c "import srdb_ros; print(srdb_ros.__file__)"',
+                ],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_colcon_test_runs_the_pytest_suite(colcon_install):
+    colcon = shutil.which("colcon", path=str(Path(sys.executable).parent))
+    ws = colcon_install.parent
+    result = subprocess.run(
+        [colcon, "test", "--base-paths", "src", "--packages-select", "srdb_ros", "--pytest-args", "-k", "test_blur"],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = subprocess.run([colcon, "test-result", "--all"], cwd=ws, capture_output=True, text=True, timeout=60)
+    tests = int(re.search(r"Summary: (\d+) tests?", summary.stdout).group(1))
+    assert tests >= 5, summary.stdout  # the blur tests ran (before: 0 tests, reported as success)
+
+
+def test_wheel_installs_into_a_prefix_and_runs_srdb_demo(tmp_path):
+    src = tmp_path / "src"
+    _copy_source(src)
+    pip = [sys.executable, "-m", "pip"]
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    prefix = tmp_path / "prefix"
+    installed = subprocess.run(
+        [*pip, "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    assert (site / "srdb_ros" / "ros" / "__init__.py").is_file()
+    share = prefix / "share" / "srdb_ros"
+    for data in ("config/splits/eo_train.txt", "config/train_cpu.yaml", "samples/eo/astronaut.png", "package.xml"):
+        assert (share / data).is_file(), data
+    env = {k: v for k, v in os.environ.items() if k != "AMENT_PREFIX_PATH"}
+    env["PYTHONPATH"] = str(site)
+    where = subprocess.run(
+        [sys.executable, "-c", "from srdb_ros.resources import share_dir; print(share_dir())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert Path(where.stdout.strip()) == share, where.stderr  # found without AMENT_PREFIX_PATH
+    srdb = prefix / "bin" / "srdb"
+    demo = subprocess.run(
+        [srdb, "demo", "--out", str(tmp_path / "demo"), "--frames", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
+    metrics = json.loads((tmp_path / "demo" / "report" / "metrics.json").read_text())
+    assert metrics["run"]["mode"] == "lockstep"
+    eo = metrics["results"]["eo/deblur"]
+    assert eo["frames_out"] == eo["frames_in"] == 2 and eo["frames_unanswered"] == 0
+
+
 def test_package_xml_is_format3_ament_python_with_run_dependencies():
     root = ET.parse(ROOT / "package.xml").getroot()
     assert root.get("format") == "3"
@@ -88,6 +229,64 @@ def test_package_xml_is_format3_ament_python_with_run_dependencies():
     ):
         assert dep in run, dep
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
+
+
+# import name -> dependency key; keys checked against ros/rosdistro (rosdep/python.yaml, jazzy/distribution.yaml)
+# at commit 8468e88. None: no rosdep key exists; the README's "The ROS way" says how to install it.
+IMPORT_KEYS = {
+    "torch": "python3-torch",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "yaml": "python3-yaml",
+    "tqdm": "python3-tqdm",
+    "matplotlib": "python3-matplotlib",
+    "onnxruntime": "python3-onnxruntime-pip",
+    "rosbags": "python3-rosbags-pip",
+    "safetensors": None,
+    "onnx": None,
+    "tensorrt": None,
+    **{
+        ros: ros
+        for ros in (
+            "rclpy",
+            "sensor_msgs",
+            "std_msgs",
+            "diagnostic_msgs",
+            "rcl_interfaces",
+            "cv_bridge",
+            "launch",
+            "launch_ros",
+            "ament_index_python",
+        )
+    },
+}
+
+
+def _third_party_imports() -> set[str]:
+    import ast
+
+    found = set()
+    for path in [*ROOT.glob("srdb_ros/**/*.py"), *ROOT.glob("launch/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in ("srdb_ros", "__future__")}
+
+
+def test_package_xml_declares_every_runtime_import():
+    run = {e.text for e in ET.parse(ROOT / "package.xml").getroot().findall("exec_depend")}
+    readme = (ROOT / "README.md").read_text()
+    ros_way = readme[readme.index("## The ROS way") :]
+    for module in sorted(_third_party_imports()):
+        assert module in IMPORT_KEYS, f"{module} is imported but has no dependency key in this test's table"
+        key = IMPORT_KEYS[module]
+        if key is None:
+            assert module in ros_way.lower(), f"{module}: no rosdep key, and the README's ROS section omits it"
+        else:
+            assert key in run, f"{module}: package.xml lacks <exec_depend>{key}</exec_depend>"
+    assert "python3-safetensors" not in run  # not a rosdep key: rosdep install would fail
 
 
 def test_ci_runs_exactly_the_readme_test_command():

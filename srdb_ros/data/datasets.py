@@ -28,24 +28,34 @@ from .blur import MotionBlurSynthesizer
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
+def read_split(list_file: str | Path, root: str | Path | None = None) -> list[Path]:
+    """The image paths of a ``.txt`` split (one per line, ``#`` comments), relative to ``root`` if given, else
+    to the list file's folder."""
+    list_file = Path(list_file)
+    base = Path(root) if root else list_file.parent
+    lines = [line.strip() for line in list_file.read_text().splitlines()]
+    listed = [(base / line).resolve() for line in lines if line and not line.startswith("#")]
+    missing = [p for p in listed if not p.is_file()]
+    if missing:
+        hint = "" if root else " (is it a split relative to a data root? set data.root or pass --data-root)"
+        raise FileNotFoundError(f"{missing[0]}: listed in {list_file} but not found{hint}")
+    return listed
+
+
 def list_images(folders: str | Path | list) -> list[Path]:
-    """All images under one or several folders (recursively, sorted), or listed in ``.txt`` split files
-    (one path per line, relative to the list file)."""
+    """Images: files given directly, all images under folders (recursively, sorted), or ``.txt`` splits."""
     folders = [folders] if isinstance(folders, (str, Path)) else folders
     files: list[Path] = []
     for folder in folders:
         folder = Path(folder)
         if folder.suffix == ".txt" and folder.is_file():
-            lines = [line.strip() for line in folder.read_text().splitlines()]
-            listed = [(folder.parent / line).resolve() for line in lines if line and not line.startswith("#")]
-            missing = [p for p in listed if not p.is_file()]
-            if missing:
-                raise FileNotFoundError(f"{missing[0]}: listed in {folder} but not found")
-            files += listed
-            continue
-        if not folder.is_dir():
+            files += read_split(folder)
+        elif folder.suffix.lower() in IMAGE_SUFFIXES and folder.is_file():
+            files.append(folder)
+        elif folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
             raise FileNotFoundError(f"{folder}: image folder not found")
-        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return files
 
 

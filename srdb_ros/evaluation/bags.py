@@ -8,6 +8,7 @@ Bags carry the message type definitions and offered QoS profiles that ``ros2 bag
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,27 @@ def bag_qos(path: str | Path) -> dict[str, Qos]:
             profiles = getattr(c.ext, "offered_qos_profiles", None) or []
             out[c.topic] = profiles[0] if profiles and isinstance(profiles[0], Qos) else SENSOR_QOS
         return out
+
+
+CAMERAS = ("eo", "ir")
+
+
+def camera_of(topic: str) -> str:
+    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
+    return next(part for part in topic.strip("/").split("/") if part in CAMERAS)
+
+
+def header_ns(header) -> int:
+    """A message header's stamp in nanoseconds."""
+    return header.stamp.sec * 10**9 + header.stamp.nanosec
+
+
+def cdr_stamp_ns(raw: bytes) -> int:
+    """The header stamp of a serialized message that starts with a std_msgs/Header (Image, CameraInfo), read
+    from the CDR bytes without deserializing the rest (a 58 MB image costs nothing)."""
+    little = raw[1] & 1  # encapsulation: 0x0000/0x0002 big-endian, 0x0001/0x0003 little-endian
+    sec, nanosec = struct.unpack_from("<iI" if little else ">iI", raw, 4)
+    return sec * 10**9 + nanosec
 
 
 def make_header(stamp_ns: int, frame_id: str):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ros.conversions import decode_image
-from .bags import TYPESTORE, BagWriter, bag_topics, read_bag
+from .bags import TYPESTORE, BagWriter, bag_topics, camera_of, cdr_stamp_ns, header_ns, read_bag
 from .metrics import quality
 
 LOG = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class EvalOptions:
     drain_timeout: float = 60.0
     progress: bool = True
     domain_id: int | None = None
+    realtime: bool = False  # replay at the bag's timing (drops show) instead of lockstep (every frame scored)
+    frame_timeout: float = 30.0  # lockstep: longest wait for the node's answer to one frame
 
 
 def to_unit_rgb(arr: np.ndarray, order: str, reference: np.ndarray | None = None) -> np.ndarray:
@@ -67,11 +69,6 @@ def bicubic_up(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
     t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
     up = bicubic_resize(t, float(scale))
     return (up[0] if img.ndim == 2 else up.permute(1, 2, 0)).numpy().astype(np.float64)
-
-
-def _camera(topic: str) -> str:
-    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
-    return next(part for part in topic.strip("/").split("/") if part in ("eo", "ir"))
 
 
 def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
@@ -118,7 +115,8 @@ def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
         info["node_startup_s"] = round(time.monotonic() - t0, 2)
         time.sleep(0.5)  # let the subscriptions' discovery settle both ways
         t_play = time.monotonic()
-        published = player.play(opts.progress)
+        published = player.play(opts.progress, None if opts.realtime else recorder, opts.frame_timeout)
+        info["mode"] = "realtime" if opts.realtime else "lockstep"
         info["replay_s"] = round(time.monotonic() - t_play, 3)
         _drain(recorder, published, opts.drain_timeout)
         info["wall_s"] = round(time.monotonic() - t_play, 3)
@@ -157,9 +155,8 @@ def write_recording(records, path: Path) -> None:
             bag.write_raw(r.topic, r.msgtype, r.raw, r.wall_ns)
 
 
-def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
+def score_outputs(bag: Path, published, records, mode: str = "lockstep") -> tuple[list[dict], dict]:
     """Per-frame rows and per (camera, task) summaries."""
-    from .replay import header_stamp_ns
 
     truth: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
     inputs: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
@@ -167,20 +164,20 @@ def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
         if msg.msgtype != "sensor_msgs/msg/Image":
             continue
         decoded = msg.decode()
-        stamp = decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec
+        stamp = header_ns(decoded.header)
         target = truth if msg.topic.endswith("ground_truth") else inputs if msg.topic.endswith("image_raw") else None
         if target is not None:
-            target[(_camera(msg.topic), stamp)] = decode_image(decoded)
+            target[(camera_of(msg.topic), stamp)] = decode_image(decoded)
     sent: dict[tuple[str, int], list[int]] = defaultdict(list)
     for p in published:
-        sent[(_camera(p.topic), p.stamp_ns)].append(p.wall_ns)
+        sent[(camera_of(p.topic), p.stamp_ns)].append(p.wall_ns)
     rows = []
     for r in records:
         if r.msgtype != "sensor_msgs/msg/Image":
             continue
-        cam = _camera(r.topic)
+        cam = camera_of(r.topic)
         task = "deblur" if r.topic.endswith("deblurred") else "sr"
-        stamp = header_stamp_ns(r)
+        stamp = cdr_stamp_ns(r.raw)
         out, order = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
         sends = [w for w in sent.get((cam, stamp), []) if w <= r.wall_ns]
         row = {
@@ -209,14 +206,22 @@ def score_outputs(bag: Path, published, records) -> tuple[list[dict], dict]:
                     baseline_ssim=round(b["ssim"], 4),
                 )
         rows.append(row)
-    return rows, summarize(rows, published, records)
+    return rows, summarize(rows, published, records, mode)
 
 
-def summarize(rows: list[dict], published, records) -> dict:
+UNANSWERED_WHY = {
+    "lockstep": "no output within the frame timeout: the node rejected the frame, has the camera disabled, or "
+    "was still busy (see node.log and /diagnostics)",
+    "realtime": "dropped by the node: frames came faster than it processed them (it keeps only the newest; "
+    "replay without --realtime to score every frame)",
+}
+
+
+def summarize(rows: list[dict], published, records, mode: str = "lockstep") -> dict:
     summary: dict = {}
     inputs_per_cam: dict[str, int] = defaultdict(int)
     for p in published:
-        inputs_per_cam[_camera(p.topic)] += 1
+        inputs_per_cam[camera_of(p.topic)] += 1
     for cam, task in sorted({(r["camera"], r["task"]) for r in rows}):
         group = [r for r in rows if r["camera"] == cam and r["task"] == task]
         lat = [r["latency_ms"] for r in group if r["latency_ms"] is not None]
@@ -225,6 +230,7 @@ def summarize(rows: list[dict], published, records) -> dict:
             "frames_in": inputs_per_cam[cam],
             "frames_out": len(group),
             "frames_unanswered": inputs_per_cam[cam] - len({r["stamp_ns"] for r in group}),
+            "unanswered_reason": UNANSWERED_WHY[mode],
             "throughput_fps": round((len(group) - 1) / span, 3) if len(group) > 1 and span > 0 else None,
             "latency_ms": {
                 "p50": _pct(lat, 50),
@@ -248,6 +254,16 @@ def summarize(rows: list[dict], published, records) -> dict:
                 entry["quality"]["psnr_db"] - entry["quality"]["baseline_psnr_db"], 3
             )
         summary[f"{cam}/{task}"] = entry
+    for cam, count in inputs_per_cam.items():
+        if not any(key.startswith(f"{cam}/") for key in summary):
+            summary[f"{cam}/none"] = {
+                "frames_in": count,
+                "frames_out": 0,
+                "frames_unanswered": count,
+                "unanswered_reason": UNANSWERED_WHY[mode],
+                "throughput_fps": None,
+                "latency_ms": {"p50": None, "p95": None, "max": None, "mean": None},
+            }
     diag = [r for r in records if r.topic == "/diagnostics"]
     if diag:
         last = TYPESTORE.deserialize_cdr(diag[-1].raw, diag[-1].msgtype)
@@ -264,7 +280,7 @@ def evaluate(opts: EvalOptions) -> dict:
 
     published, records, info = run_replay(opts)
     write_recording(records, opts.out / "recorded")
-    rows, summary = score_outputs(opts.bag, published, records)
+    rows, summary = score_outputs(opts.bag, published, records, info["mode"])
     metrics = {"bag": str(opts.bag), "rate": opts.rate, "loops": opts.loops, "run": info, "results": summary}
     (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(opts.out / "frames.csv", "w", newline="") as f:
@@ -306,6 +322,8 @@ def print_summary(metrics: dict, out: Path) -> None:
                 f"gain {q['psnr_gain_db']:+.2f} dB; SSIM {q['ssim']:.3f} vs {q['baseline_ssim']:.3f}"
             )
         print(line)
+        if entry["frames_unanswered"]:
+            print(f"    {entry['frames_unanswered']} frame(s) unanswered: {entry['unanswered_reason']}")
 
 
 def main(args) -> int:
@@ -320,6 +338,8 @@ def main(args) -> int:
         args.params_file,
         tuple(args.ros_args),
         domain_id=args.domain_id,
+        realtime=args.realtime,
+        frame_timeout=args.frame_timeout,
     )
     metrics = evaluate(opts)
     print_summary(metrics, opts.out)

@@ -10,9 +10,8 @@ from pathlib import Path
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from .bags import TYPESTORE, BagMessage, bag_qos, read_bag
+from .bags import CAMERAS, bag_qos, camera_of, cdr_stamp_ns, read_bag
 
-CAMERAS = ("eo", "ir")
 OUTPUT_SUFFIXES = {
     "deblurred": "sensor_msgs/msg/Image",
     "super_resolved": "sensor_msgs/msg/Image",
@@ -63,8 +62,11 @@ class Recorder:
     namespace: str = ""
     records: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answered: set[tuple[str, int]] = field(default_factory=set)  # (camera, input stamp) with an image output
+    changed: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         prefix = self.namespace.rstrip("/") + "/" if self.namespace else "/"
         topics = {f"{prefix}{cam}/{suffix}": t for cam in CAMERAS for suffix, t in OUTPUT_SUFFIXES.items()}
@@ -75,8 +77,17 @@ class Recorder:
             )
 
     def _store(self, topic: str, msgtype: str, raw: bytes) -> None:
-        with self.lock:
-            self.records.append(Recorded(topic, msgtype, time.time_ns(), bytes(raw)))
+        raw = bytes(raw)
+        with self.changed:
+            self.records.append(Recorded(topic, msgtype, time.time_ns(), raw))
+            if msgtype == "sensor_msgs/msg/Image":
+                self.answered.add((camera_of(topic), cdr_stamp_ns(raw)))
+            self.changed.notify_all()
+
+    def wait_answer(self, camera: str, stamp_ns: int, timeout: float) -> bool:
+        """Block until an image output for this input frame has arrived (True) or ``timeout`` passed (False)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: (camera, stamp_ns) in self.answered, timeout)
 
     def snapshot(self) -> list[Recorded]:
         with self.lock:
@@ -117,10 +128,16 @@ class BagPlayer:
             time.sleep(0.2)
         return False
 
-    def play(self, progress: bool = True) -> list[Published]:
+    def play(
+        self, progress: bool = True, recorder: Recorder | None = None, frame_timeout: float = 30.0
+    ) -> list[Published]:
+        """Publish every message. With a ``recorder`` (lockstep), each image goes out when the node has answered the
+        previous one or ``frame_timeout`` passed, so none is dropped for being too early; otherwise at the bag's
+        timing times ``rate`` (real time: a node slower than the bag drops frames, as it would live)."""
         from tqdm import tqdm
 
         published: list[Published] = []
+        waiting: tuple[str, int] | None = None
         total = len(self.messages) * self.loops
         t_first = self.messages[0].timestamp_ns
         duration = self.messages[-1].timestamp_ns - t_first + 1
@@ -128,17 +145,22 @@ class BagPlayer:
         with tqdm(total=total, desc="replay", unit="msg", disable=not progress, dynamic_ncols=True) as bar:
             for loop in range(self.loops):
                 for msg in self.messages:
-                    due = start + int(((msg.timestamp_ns - t_first) + loop * duration) / self.rate)
-                    delay = (due - time.monotonic_ns()) / 1e9
-                    if delay > 0:
-                        time.sleep(delay)
+                    is_image = msg.msgtype.endswith("/Image")
+                    if recorder is None:
+                        due = start + int(((msg.timestamp_ns - t_first) + loop * duration) / self.rate)
+                        delay = (due - time.monotonic_ns()) / 1e9
+                        if delay > 0:
+                            time.sleep(delay)
+                    elif is_image and waiting is not None:
+                        recorder.wait_answer(*waiting, frame_timeout)
                     self.publishers[msg.topic].publish(msg.raw)
-                    if msg.msgtype.endswith("/Image"):
-                        published.append(Published(msg.topic, header_stamp_ns(msg), time.time_ns()))
+                    if is_image:
+                        stamp = cdr_stamp_ns(msg.raw)
+                        published.append(Published(msg.topic, stamp, time.time_ns()))
+                        waiting = (camera_of(msg.topic), stamp)
                     bar.update(1)
+            if recorder is not None and waiting is not None:
+                recorder.wait_answer(*waiting, frame_timeout)
         return published
 
 
-def header_stamp_ns(msg: BagMessage | Recorded) -> int:
-    decoded = TYPESTORE.deserialize_cdr(msg.raw, msg.msgtype)
-    return decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..ros.conversions import decode_image
-from .bags import TYPESTORE, read_bag
+from .bags import TYPESTORE, camera_of, header_ns, read_bag
 
 GRID_HEIGHT = 256
 
@@ -22,12 +22,23 @@ def _to_display(arr: np.ndarray, order: str, reference: np.ndarray | None = None
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, ::-1].copy()
 
 
+LABEL_HEIGHT = 24
+
+
 def _labelled(img: np.ndarray, text: str, height: int) -> np.ndarray:
+    """The panel scaled to ``height`` under a white strip with its label, shrunk to fit the panel's width."""
     scale = height / img.shape[0]
-    out = cv2.resize(img, (max(1, round(img.shape[1] * scale)), height), interpolation=cv2.INTER_NEAREST)
-    cv2.putText(out, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+    panel = cv2.resize(img, (max(1, round(img.shape[1] * scale)), height), interpolation=cv2.INTER_NEAREST)
+    width = max(panel.shape[1], 8)
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    text_width = cv2.getTextSize(text, font, size, 1)[0][0]
+    if text_width > width - 8:
+        size *= (width - 8) / text_width
+    cv2.putText(strip, text, (4, LABEL_HEIGHT - 8), font, max(size, 0.2), (0, 0, 0), 1, cv2.LINE_AA)
+    if panel.shape[1] < width:
+        panel = np.pad(panel, ((0, 0), (0, width - panel.shape[1]), (0, 0)), constant_values=255)
+    return np.vstack([strip, panel])
 
 
 def _crop(img: np.ndarray) -> np.ndarray:
@@ -50,7 +61,6 @@ def make_grid(inp: np.ndarray, out: np.ndarray, gt: np.ndarray | None, titles: t
 
 
 def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: int = 3) -> list[Path]:
-    from .evaluate import _camera
 
     frames: dict[tuple[str, str, int], tuple[np.ndarray, str]] = {}
     for msg in read_bag(bag):
@@ -59,13 +69,13 @@ def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: 
         ):
             d = msg.decode()
             kind = "input" if msg.topic.endswith("image_raw") else "gt"
-            frames[(kind, _camera(msg.topic), d.header.stamp.sec * 10**9 + d.header.stamp.nanosec)] = decode_image(d)
+            frames[(kind, camera_of(msg.topic), header_ns(d.header))] = decode_image(d)
     outputs = {}
     for r in records:
         if r.msgtype == "sensor_msgs/msg/Image":
             d = TYPESTORE.deserialize_cdr(r.raw, r.msgtype)
             task = "deblur" if r.topic.endswith("deblurred") else "sr"
-            outputs[(_camera(r.topic), task, d.header.stamp.sec * 10**9 + d.header.stamp.nanosec)] = decode_image(d)
+            outputs[(camera_of(r.topic), task, header_ns(d.header))] = decode_image(d)
     paths = []
     for cam, task in sorted({(r["camera"], r["task"]) for r in rows}):
         stamps = sorted({r["stamp_ns"] for r in rows if r["camera"] == cam and r["task"] == task})

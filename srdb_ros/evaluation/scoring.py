@@ -151,7 +151,7 @@ def fig9_main(args) -> int:
     from ..models.span import load_span
 
     result = fig9(
-        load_model_or_config(args.model),
+        load_model_or_config(args.model, args.random_init),
         load_span(args.span),
         args.hr,
         eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length),
@@ -171,7 +171,7 @@ def main(args) -> int:
     """``srdb score``."""
     from ..models import load_model_or_config
 
-    model = load_model_or_config(args.model).eval()
+    model = load_model_or_config(args.model, args.random_init).eval()
     synth = eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length)
     if args.task == "deblur":
         if args.pairs and (Path(args.pairs) / "blur").is_dir():

@@ -169,7 +169,7 @@ def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = N
 
 def main(args) -> int:
     """``srdb export``."""
-    model = load_model_or_config(args.model)
+    model = load_model_or_config(args.model, args.random_init)
     result = export_onnx(model, args.task, args.output, fp16=args.fp16)
     print(
         f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "

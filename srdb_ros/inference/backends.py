@@ -339,13 +339,18 @@ def create_backend(
     files: ModelFiles | None = None,
     device: str = "auto",
     precision: str = "fp16",
+    force_engine_update: bool = False,
 ) -> Backend:
-    """Create a backend; ``auto`` tries TensorRT, then PyTorch on CUDA, then ONNX Runtime, then PyTorch on CPU."""
+    """Create a backend; ``auto`` tries TensorRT, then PyTorch on CUDA, then ONNX Runtime, then PyTorch on CPU.
+
+    ``force_engine_update`` rebuilds TensorRT engines from the ONNX even when they match this machine, whether
+    TensorRT was asked for or chosen by ``auto``.
+    """
     files = files or ModelFiles()
     if kind not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, got {kind!r}")
     if kind == "tensorrt":
-        return TensorRTBackend(files)
+        return TensorRTBackend(files, force_rebuild=force_engine_update)
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(files, device)
     if kind == "torch":
@@ -353,7 +358,7 @@ def create_backend(
     reasons = []
     candidates = []
     if files.engine and device != "cpu":
-        candidates.append(("tensorrt", lambda: TensorRTBackend(files)))
+        candidates.append(("tensorrt", lambda: TensorRTBackend(files, force_rebuild=force_engine_update)))
     else:
         reasons.append("tensorrt: no engine path given" if device != "cpu" else "tensorrt: device is cpu")
     if device != "cpu" and _cuda_available():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -86,11 +87,10 @@ def reference_records(task: str, size, device: str, repeats: int, warmup: int, b
     return _record("reference", device, task, size, "model", times)
 
 
-def make_backends(names: list[str], device: str, model_spec: str, precision: str, workdir) -> list:
-    """Backends to time; those that cannot run here are skipped with a log line."""
+def make_backends(names: list[str], device: str, model, precision: str, workdir) -> list:
+    """Backends to time for ``model``; those that cannot run here are skipped with a line on stderr."""
     from ..models import save_model
 
-    model = load_model_or_config(model_spec)
     weights = workdir / "bench_model.safetensors"
     save_model(model, weights)
     backends = []
@@ -105,7 +105,7 @@ def make_backends(names: list[str], device: str, model_spec: str, precision: str
                     TensorRTBackend(ModelFiles(weights=str(weights), engine=str(workdir / "bench_{task}.engine")))
                 )
         except Exception as exc:  # noqa: BLE001 - report and go on with the others
-            print(f"skipping {name}: {exc}")
+            print(f"skipping {name}: {exc}", file=sys.stderr)
     return backends
 
 
@@ -121,10 +121,11 @@ def run_bench(args) -> tuple[list[Record], list[dict]]:
     warmup = args.warmup if args.warmup is not None else (10 if device == "cuda" else 1)
     tasks = [args.task] if args.task != "all" else ["deblur", "sr", "both"]
     names = ["torch", "onnxruntime", "tensorrt"] if args.backend == "all" else [args.backend]
-    base = load_model_or_config(args.model).config.base_channels
+    model = load_model_or_config(args.model, args.random_init)
+    base = model.config.base_channels
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
-        backends = make_backends(names, device, args.model, args.precision, Path(tmp))
+        backends = make_backends(names, device, model, args.precision, Path(tmp))
         for task in tasks:
             sizes = [PAPER_SIZES[task]] + ([tuple(int(v) for v in args.size.lower().split("x"))] if args.size else [])
             for size in sizes:
@@ -205,8 +206,8 @@ def main(args) -> int:
     """``srdb bench``."""
     if not args.json:
         print(
-            f"srdb bench: model {args.model}, device {args.device}; ratio = reference median / ours "
-            f"(reference: official MIMO-UNet + SPAN forward, eager fp32)"
+            f"srdb bench: model {args.model or 'bundled student'}, device {args.device}; "
+            f"ratio = reference median / ours (reference: official MIMO-UNet + SPAN forward, eager fp32)"
         )
     records, drift = run_bench(args)
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -12,7 +13,9 @@ from torch import nn
 
 from .mimo_unet import DECODER_FEAT_EXTRACT, ENCODER_FEAT_EXTRACT
 from .span import refresh_fused
-from .srdb_net import ModelConfig, SRDeblurNet, build_model
+from .srdb_net import CONFIGS, ModelConfig, SRDeblurNet, build_model
+
+LOG = logging.getLogger(__name__)
 
 CONFIG_KEY = "srdb_config"
 FORMAT_KEY = "format"
@@ -62,11 +65,23 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SR
     return model
 
 
-def load_model_or_config(spec: str | Path) -> SRDeblurNet:
-    """``teacher``/``student`` (random init) or a path to a ``.safetensors`` file."""
-    if str(spec) in ("teacher", "student"):
-        return build_model(str(spec))
-    return load_model(spec)
+def load_model_or_config(spec: str | Path | None = None, random_init: bool = False) -> SRDeblurNet:
+    """A ``.safetensors`` file, the bundled trained student (``spec`` None), or with ``random_init`` an untrained
+    ``teacher``/``student`` architecture (a warning says so: its outputs are noise)."""
+    from ..resources import bundled_model
+
+    if random_init:
+        name = str(spec or "student")
+        if name not in CONFIGS:
+            raise ValueError(f"--random-init takes an architecture name ({', '.join(CONFIGS)}), not {name!r}")
+        LOG.warning("using a randomly initialised %s: its outputs are noise (give a .safetensors for real ones)", name)
+        return build_model(name)
+    if str(spec) in CONFIGS:
+        raise ValueError(
+            f"{spec!r} names an untrained architecture; give a trained .safetensors (or omit --model for the "
+            f"bundled student), or add --random-init to use random weights on purpose"
+        )
+    return load_model(spec if spec is not None else bundled_model())
 
 
 def _existing(path: str | Path) -> Path:

@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .checkpoints import load_model_or_config
-from .srdb_net import SRDeblurNet, count_parameters
+from .srdb_net import CONFIGS, SRDeblurNet, build_model, count_parameters
 
 # The paper's operating points: deblur 1240x984; SR 310x246 -> 1240x984.
 PAPER_SIZES = {"deblur": (984, 1240), "sr": (246, 310), "both": (246, 310)}
@@ -23,7 +23,7 @@ def gflops(model: SRDeblurNet, task: str, size: tuple[int, int]) -> float:
 
 
 def summarize(spec: str) -> dict:
-    model = load_model_or_config(spec)
+    model = build_model(spec) if spec in CONFIGS else load_model_or_config(spec)  # architecture: no weights needed
     trained_form = not model.config.deploy
     summary = {
         "model": model.config.name,

@@ -26,7 +26,7 @@ from ..models import WeightFileError
 from ..resources import bundled_model
 from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
 from .diagnostics import CameraStats, camera_status
-from .params import CAMERAS, declare_all, validate
+from .params import CAMERAS, declare_all, usage, validate
 
 LOG_THROTTLE_S = 2.0
 
@@ -134,12 +134,9 @@ class EnhanceNode(Node):
             onnx=self._p("onnx_path"),
             engine=self._p("engine_path"),
         )
-        kind = self._p("backend")
-        if kind == "tensorrt" and self._p("force_engine_update"):
-            from ..inference import TensorRTBackend
-
-            return TensorRTBackend(files, force_rebuild=True)
-        return create_backend(kind, files, self._p("device"), self._p("precision"))
+        return create_backend(
+            self._p("backend"), files, self._p("device"), self._p("precision"), self._p("force_engine_update")
+        )
 
     def _warmup(self) -> None:
         for name in self.cameras:
@@ -255,7 +252,12 @@ def _agc_from(values: dict) -> AGCConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``enhance_node`` (``ros2 run srdb_ros enhance_node``)."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    argv = list(argv if argv is not None else sys.argv)
+    own = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in own or "--help" in own:
+        print(usage())
+        return 0
+    rclpy.init(args=argv)
     node = None
     try:
         node = EnhanceNode()

@@ -103,6 +103,40 @@ def declare_all(node) -> None:
         )
 
 
+TOPICS = (
+    ("eo/image_raw, ir/image_raw", "in", "sensor_msgs/Image (rgb8, bgr8, mono8, mono16, 16UC1)"),
+    ("eo/camera_info, ir/camera_info", "in", "sensor_msgs/CameraInfo (optional)"),
+    ("<cam>/deblurred", "out", "sensor_msgs/Image, same size and encoding"),
+    ("<cam>/super_resolved", "out", "sensor_msgs/Image, x4"),
+    ("<cam>/super_resolved/camera_info", "out", "sensor_msgs/CameraInfo scaled x4"),
+    ("/diagnostics", "out", "diagnostic_msgs/DiagnosticArray"),
+)
+
+
+def usage(command: str = "ros2 run srdb_ros enhance_node") -> str:
+    """``--help`` text: how to run the node, its topics (remappable) and every parameter with its default."""
+    lines = [
+        f"usage: {command} [--ros-args [-p NAME:=VALUE]... [--params-file FILE] [-r FROM:=TO]... [--log-level LEVEL]]",
+        "",
+        "Deblurs and/or x4 super-resolves EO and IR camera frames (srdb_ros). Without --params-file the",
+        "defaults below apply (config/enhance.yaml in share/srdb_ros holds the same values).",
+        "",
+        "examples:",
+        f"  {command} --ros-args -p eo.task:=both -r eo/image_raw:=/camera/image_raw",
+        f"  {command} --ros-args --params-file my_params.yaml -r __ns:=/front",
+        "",
+        "topics (relative names: remap with -r NAME:=NEW, or set a namespace with -r __ns:=/NS):",
+        *[f"  {name:36s} {direction:4s} {kind}" for name, direction, kind in TOPICS],
+        "",
+        "parameters (name, default, meaning; read-only ones are fixed at start):",
+    ]
+    for spec in PARAMS:
+        choices = f" [{', '.join(spec.choices)}]" if spec.choices else ""
+        flag = " (read-only)" if spec.read_only else ""
+        lines.append(f"  {spec.name:22s} {spec.default!r:16} {spec.description}{choices}{flag}")
+    return "\n".join(lines)
+
+
 def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | None:
     """Reason to reject a set of parameter changes (None to accept); checks cross-parameter rules too."""
     for name, value in changes.items():

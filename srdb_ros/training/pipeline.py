@@ -75,17 +75,35 @@ def resolve_path(value: str, base: Path) -> str:
     return str(base / path)
 
 
-def load_config(path: str | Path) -> dict:
+DATA_PATH_KEYS = ("eo_train", "ir_train", "sr_train", "sr_lr_train", "eo_val", "ir_val", "gopro_root")
+
+
+def load_config(path: str | Path, data_root: str | Path | None = None) -> dict:
+    """A training config with its data resolved: paths from the working directory or the share folder, and
+    ``.txt`` splits read into image lists relative to ``data.root`` (or ``data_root``, which overrides it)."""
+    from ..data.datasets import read_split
     from ..resources import share_dir
 
-    cfg = yaml.safe_load(Path(path).read_text())
+    cfg = yaml.safe_load(Path(path).read_text()) or {}
     base = share_dir()
     data = cfg.setdefault("data", {})
-    for key, value in list(data.items()):
+    root = str(data_root or data.get("root") or "")
+    if root:
+        data["root"] = root = resolve_path(root, base)
+
+    def expand(value: str) -> list[str]:
+        resolved = resolve_path(value, base)
+        if resolved.endswith(".txt") and Path(resolved).is_file():
+            return [str(p) for p in read_split(resolved, root or None)]
+        return [resolved]
+
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
         if isinstance(value, list):
-            data[key] = [resolve_path(v, base) for v in value]
-        elif isinstance(value, str) and key != "gopro_split":
-            data[key] = resolve_path(value, base)
+            data[key] = [p for v in value for p in expand(v)]
+        elif isinstance(value, str) and value:
+            paths = expand(value)
+            data[key] = paths if value.endswith(".txt") else paths[0]
     stages = cfg.get("stages", {})
     for stage, keys in INIT_FILE_KEYS.items():
         section = stages.get(stage) or {}
@@ -663,6 +681,7 @@ def run(
     time_budget: float | None = None,
     teacher_init: str | None = None,
     student_init: str | None = None,
+    data_root: str | None = None,
 ) -> dict:
     """Run the pipeline's stages in order; returns the per-stage summary.
 
@@ -671,7 +690,7 @@ def run(
     always ends with a validated, exported student. ``teacher_init`` / ``student_init`` (srdb
     ``.safetensors``) set where the teacher stages and the distillation start.
     """
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, data_root)
     cfg.setdefault("seed", 0)
     stage_cfg = cfg.setdefault("stages", {})
     if teacher_init:
@@ -715,8 +734,8 @@ def run(
         if done.is_file():
             LOG.info("%s: already done, skipping", stage)
             summary[stage] = json.loads(done.read_text())
-        else:
-            summary[stage] = STAGE_FUNCS[stage](ctx, stage_cfg.get(stage) or {})
+            continue  # validated when it ran (validation.csv)
+        summary[stage] = STAGE_FUNCS[stage](ctx, stage_cfg.get(stage) or {})
         if (
             stage not in ("export", "span_baseline")
             and rank == 0
