@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,16 @@ def test_blur_happens_in_linear_light_with_poisson_gaussian_noise():
     flat = MotionBlurSynthesizer(seed=0, shot_noise=0.02, read_noise=0.0, linear_light=False)
     rng_sample = [flat.apply(np.full((64, 64), v, np.float32), 1) - v for v in (0.2, 0.8)]
     assert np.std(rng_sample[1]) > np.std(rng_sample[0]) * 1.4
+
+
+def test_blur_removes_detail_from_a_real_photo():
+    import cv2
+
+    img = cv2.imread(str(Path(__file__).resolve().parents[1] / "samples" / "eo" / "astronaut.png"))
+    synth = MotionBlurSynthesizer(min_length=15, max_length=15, shot_noise=0.0, read_noise=0.0, seed=3)
+    blurred = synth.apply(img, 0)
+    assert blurred.dtype == np.uint8 and blurred.shape == img.shape
+    assert cv2.Laplacian(blurred, cv2.CV_64F).var() < 0.3 * cv2.Laplacian(img, cv2.CV_64F).var()
 
 
 def test_uint16_thermal_frames_keep_dtype_and_config_typos_fail():

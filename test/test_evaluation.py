@@ -7,11 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from srdb_ros.data.blur import MotionBlurSynthesizer
 from srdb_ros.evaluation.bags import BagWriter, bag_qos, image_message, make_bag, read_bag
 from srdb_ros.evaluation.metrics import psnr, quality, rgb_to_y, ssim
 from srdb_ros.ros.conversions import decode_image
@@ -85,20 +83,6 @@ def test_metrics_known_values():
     assert sr["psnr"] != psnr(noisy, img)  # Y channel with border crop, not RGB
     with pytest.raises(ValueError):
         psnr(img, img[:10])
-
-
-def test_blur_synthesizer_is_seeded_and_normalised():
-    synth = MotionBlurSynthesizer(seed=3)
-    k1, k2, k3 = synth.kernel(0), synth.kernel(0), synth.kernel(1)
-    np.testing.assert_array_equal(k1, k2)
-    assert not np.array_equal(k1, k3)
-    assert k1.sum() == pytest.approx(1.0, abs=1e-5) and k1.shape[0] % 2 == 1 and (k1 >= 0).all()
-    assert (k1 > 0).sum() > 3  # a trajectory, not a delta
-    assert not np.array_equal(MotionBlurSynthesizer(seed=4).kernel(0), k1)
-    img = cv2.imread(str(SAMPLES / "eo" / "astronaut.png"))
-    blurred = synth.apply(img, 0)
-    assert blurred.dtype == np.uint8 and blurred.shape == img.shape
-    assert cv2.Laplacian(blurred, cv2.CV_64F).var() < 0.5 * cv2.Laplacian(img, cv2.CV_64F).var()
 
 
 def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights):
