@@ -107,6 +107,29 @@ def _node(sub) -> None:
     p.set_defaults(entry="srdb_ros.ros.launcher:main")
 
 
+def _run_train(args) -> int:
+    import os
+
+    from .training.run import TrainOptions, print_table, run
+
+    stages = args.stages.split(",") if args.stages else None
+    summary = run(
+        TrainOptions(
+            args.config,
+            args.output,
+            stages,
+            args.resume,
+            args.time_budget,
+            args.teacher_init,
+            args.student_init,
+            args.data_root,
+        )
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print_table(summary)
+    return 0
+
+
 def _train(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -138,7 +161,7 @@ def _train(sub) -> None:
         default=None,
         help="folder the config's .txt splits are relative to (overrides data.root; e.g. a copy of shared/data)",
     )
-    p.set_defaults(entry="srdb_ros.training.pipeline:main")
+    p.set_defaults(handler=_run_train)
 
 
 def _score(sub) -> None:
@@ -156,7 +179,7 @@ def _score(sub) -> None:
     p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
     p.add_argument("--blur-lr", action="store_true", help="sr: motion-blur HR frames before downscaling (Fig. 9)")
     _image_selection(p)
-    p.set_defaults(entry="srdb_ros.evaluation.scoring:main")
+    p.set_defaults(entry="srdb_ros.quality.scoring:main")
 
 
 def _image_selection(p) -> None:
@@ -193,7 +216,7 @@ def _fig9(sub) -> None:
     p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
     p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
     _image_selection(p)
-    p.set_defaults(entry="srdb_ros.evaluation.scoring:fig9_main")
+    p.set_defaults(entry="srdb_ros.quality.scoring:fig9_main")
 
 
 def _bench(sub) -> None:
@@ -218,7 +241,7 @@ def _bench(sub) -> None:
         "--no-quality", dest="quality", action="store_false", help="skip the output-quality check against the fp32 path"
     )
     p.add_argument("--json", action="store_true", help="print the records as JSON")
-    p.set_defaults(entry="srdb_ros.inference.bench:main")
+    p.set_defaults(entry="srdb_ros.benchmark.bench:main")
 
 
 def _make_bag(sub) -> None:
@@ -349,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    module, _, func = args.entry.partition(":")
     try:
+        if hasattr(args, "handler"):
+            return int(args.handler(args) or 0)
+        module, _, func = args.entry.partition(":")
         return int(getattr(importlib.import_module(module), func)(args) or 0)
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from srdb_ros.evaluation.bags import BagWriter, bag_qos, image_message, make_bag, read_bag
-from srdb_ros.evaluation.metrics import psnr, quality, rgb_to_y, ssim
+from srdb_ros.quality.metrics import psnr, quality, rgb_to_y, ssim
 from srdb_ros.ros.conversions import decode_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +228,8 @@ def test_score_json_for_both_tasks(student_weights):
 
 
 def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weights):
-    from srdb_ros.models.span import SPAN, load_span, save_span
+    from srdb_ros.models import load_span, save_span
+    from srdb_ros.models.span import SPAN
 
     save_span(SPAN(), tmp_path / "span.safetensors")
     assert load_span(tmp_path / "span.safetensors").upscale == 4

@@ -236,7 +236,7 @@ def _shared_weight(*patterns: str):
 def test_official_checkpoints_improve_real_images_when_present():
     """With the official MIMO-UNet and SPAN x4 files in shared/weights, real frames must get better."""
     from srdb_ros.data.datasets import bicubic_resize, read_image, to_image, to_tensor
-    from srdb_ros.evaluation.metrics import psnr
+    from srdb_ros.quality.metrics import psnr
 
     mimo = _shared_weight("MIMO-UNet*.pkl", "*mimo*unet*.p*")
     span = _shared_weight("*span*x4*.pth", "*SPAN*.pth")

@@ -175,7 +175,9 @@ def test_wheel_installs_into_a_prefix_and_runs_srdb_demo(tmp_path):
     wheel = next((tmp_path / "dist").glob("*.whl"))
     prefix = tmp_path / "prefix"
     installed = subprocess.run(
-        [*pip, "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)], capture_output=True, text=True
+        [*pip, "install", "--no-deps", "--ignore-installed", "-q", "--prefix", str(prefix), str(wheel)],
+        capture_output=True,
+        text=True,
     )
     assert installed.returncode == 0, installed.stderr
     site = next(prefix.glob("lib/python3*/site-packages"))

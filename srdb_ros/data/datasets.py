@@ -19,10 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..inference.processing import AGCConfig
+from ..core.imaging import bicubic_resize, to_unit
 from .blur import MotionBlurSynthesizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -66,11 +65,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: cannot be read as an image")
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]
-    if img.dtype == np.uint16:
-        lo, hi = AGCConfig().range_for(img)
-        img = np.clip((img.astype(np.float32) - lo) / (hi - lo), 0, 1)
-    else:
-        img = img.astype(np.float32) / 255.0
+    img = to_unit(img)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     else:
@@ -85,15 +80,6 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 def to_image(t: torch.Tensor) -> np.ndarray:
     """CxHxW tensor in [0, 1] -> HxWxC float32."""
     return t.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-
-
-def bicubic_resize(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Antialiased bicubic resize of an (N)CHW tensor (the MATLAB ``imresize`` kernel, a = -0.5)."""
-    squeeze = x.dim() == 3
-    x4 = x[None] if squeeze else x
-    out = F.interpolate(x4, scale_factor=scale, mode="bicubic", antialias=scale < 1, align_corners=False)
-    out = out.clamp(0, 1)
-    return out[0] if squeeze else out
 
 
 def augment(arrays: list[np.ndarray], rng: np.random.Generator, flips: bool = True) -> list[np.ndarray]:

@@ -8,7 +8,6 @@ Bags carry the message type definitions and offered QoS profiles that ``ros2 bag
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,10 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ..core.contract import camera_of
+from ..core.image_codec import encode_image
+from ..core.imaging import bicubic_resize
+from ..core.stamps import header_ns, ns_to_stamp
 from ..data.blur import MotionBlurSynthesizer
 from ..data.datasets import list_images
 
@@ -106,6 +109,38 @@ def read_bag(path: str | Path, topics: list[str] | None = None) -> Iterator[BagM
             yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(raw))
 
 
+@dataclass
+class BagContents:
+    """A bag read once: its messages (raw), topic types and offered QoS, and its decoded input and ground-truth
+    frames keyed by (kind, camera, stamp); evaluation, replay and report all work from this."""
+
+    path: Path
+    messages: list[BagMessage]
+    topics: dict[str, str]
+    qos: dict[str, Qos]
+    frames: dict[tuple[str, str, int], tuple[np.ndarray, str]]
+
+    @classmethod
+    def load(cls, path: str | Path) -> BagContents:
+        from ..core.image_codec import decode_image
+
+        path = Path(path)
+        with Reader(path) as reader:
+            topics = {c.topic: c.msgtype for c in reader.connections}
+            qos = {c.topic: _offered_qos(c) for c in reader.connections}
+            messages = [BagMessage(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages()]
+        frames = {}
+        for msg in messages:
+            if msg.msgtype == IMAGE and (msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")):
+                kind = "input" if msg.topic.endswith("image_raw") else "gt"
+                decoded = msg.decode()
+                frames[(kind, camera_of(msg.topic), header_ns(decoded.header))] = decode_image(decoded)
+        return cls(path, messages, topics, qos, frames)
+
+    def select(self, topics: list[str]) -> list[BagMessage]:
+        return [m for m in self.messages if m.topic in topics]
+
+
 def bag_topics(path: str | Path) -> dict[str, str]:
     with Reader(Path(path)) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
@@ -114,53 +149,33 @@ def bag_topics(path: str | Path) -> dict[str, str]:
 def bag_qos(path: str | Path) -> dict[str, Qos]:
     """The offered QoS recorded for each topic (the first profile; sensor-data QoS if none)."""
     with Reader(Path(path)) as reader:
-        out = {}
-        for c in reader.connections:
-            profiles = getattr(c.ext, "offered_qos_profiles", None) or []
-            out[c.topic] = profiles[0] if profiles and isinstance(profiles[0], Qos) else SENSOR_QOS
-        return out
+        return {c.topic: _offered_qos(c) for c in reader.connections}
 
 
-CAMERAS = ("eo", "ir")
-
-
-def camera_of(topic: str) -> str:
-    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
-    return next(part for part in topic.strip("/").split("/") if part in CAMERAS)
-
-
-def header_ns(header) -> int:
-    """A message header's stamp in nanoseconds."""
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
-
-
-def cdr_stamp_ns(raw: bytes) -> int:
-    """The header stamp of a serialized message that starts with a std_msgs/Header (Image, CameraInfo), read
-    from the CDR bytes without deserializing the rest (a 58 MB image costs nothing)."""
-    little = raw[1] & 1  # encapsulation: 0x0000/0x0002 big-endian, 0x0001/0x0003 little-endian
-    sec, nanosec = struct.unpack_from("<iI" if little else ">iI", raw, 4)
-    return sec * 10**9 + nanosec
+def _offered_qos(connection) -> Qos:
+    profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
+    return profiles[0] if profiles and isinstance(profiles[0], Qos) else SENSOR_QOS
 
 
 def make_header(stamp_ns: int, frame_id: str):
     Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
     Header = TYPESTORE.types["std_msgs/msg/Header"]
-    return Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
+    sec, nanosec = ns_to_stamp(stamp_ns)
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
 def image_message(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
-    """A rosbags sensor_msgs/Image from an HxW or HxWx3 array (little-endian, unpadded rows)."""
-    arr = np.ascontiguousarray(arr)
-    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    """A rosbags sensor_msgs/Image from an HxW or HxWx3 array (the shared encoder of ``core.image_codec``)."""
+    f = encode_image(arr, encoding)
     Image = TYPESTORE.types[IMAGE]
     return Image(
         header=make_header(stamp_ns, frame_id),
-        height=arr.shape[0],
-        width=arr.shape[1],
-        encoding=encoding,
-        is_bigendian=0,
-        step=arr.shape[1] * channels * arr.itemsize,
-        data=np.frombuffer(arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=np.uint8),
+        height=f.height,
+        width=f.width,
+        encoding=f.encoding,
+        is_bigendian=f.is_bigendian,
+        step=f.step,
+        data=np.frombuffer(f.data, dtype=np.uint8),
     )
 
 
@@ -187,17 +202,9 @@ def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str):
 
 def downscale(arr: np.ndarray, scale: int) -> np.ndarray:
     """Antialiased bicubic downscale of uint8/uint16 frames (same kernel as the training data)."""
-    import torch
-
-    from ..data.datasets import bicubic_resize
-
-    dtype = arr.dtype
-    full = float(np.iinfo(dtype).max)
-    x = torch.from_numpy(arr.astype(np.float32) / full)
-    x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
-    y = bicubic_resize(x, 1.0 / scale)
-    y = y[0] if arr.ndim == 2 else y.permute(1, 2, 0)
-    return np.clip(np.rint(y.numpy() * full), 0, full).astype(dtype)
+    full = float(np.iinfo(arr.dtype).max)
+    y = bicubic_resize(arr.astype(np.float32) / full, 1.0 / scale)
+    return np.clip(np.rint(y * full), 0, full).astype(arr.dtype)
 
 
 def _read_raw(path: Path) -> np.ndarray:

@@ -21,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ros.conversions import decode_image
-from .bags import TYPESTORE, BagWriter, bag_topics, camera_of, cdr_stamp_ns, header_ns, read_bag
-from .metrics import quality
+from ..core.contract import SCALE, camera_of, task_of_output
+from ..core.image_codec import decode_image
+from ..core.imaging import bicubic_resize, to_unit_rgb
+from ..core.stamps import cdr_stamp_ns
+from ..quality.metrics import quality
+from .bags import TYPESTORE, BagContents, BagWriter
+from .report import write_report
 
 LOG = logging.getLogger(__name__)
-SCALE = 4
 
 
 @dataclass
@@ -47,31 +50,7 @@ class EvalOptions:
     frame_timeout: float = 30.0  # lockstep: longest wait for the node's answer to one frame
 
 
-def to_unit_rgb(arr: np.ndarray, order: str, reference: np.ndarray | None = None) -> np.ndarray:
-    """Decoded frame -> float [0, 1], RGB (HxWx3) or grey (HxW); 16-bit through the reference's percentiles."""
-    if arr.dtype == np.uint16:
-        ref = reference if reference is not None else arr
-        lo, hi = np.percentile(ref, [1, 99])
-        out = np.clip((arr.astype(np.float64) - lo) / max(hi - lo, 1.0), 0, 1)
-    else:
-        out = arr.astype(np.float64) / 255.0
-    if order == "bgr":
-        out = out[:, :, ::-1]
-    return out
-
-
-def bicubic_up(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    import torch
-
-    from ..data.datasets import bicubic_resize
-
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
-    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
-    up = bicubic_resize(t, float(scale))
-    return (up[0] if img.ndim == 2 else up.permute(1, 2, 0)).numpy().astype(np.float64)
-
-
-def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
+def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     """Start (or attach to) the node, replay, record; returns (published inputs, recorded outputs, info)."""
     import rclpy
 
@@ -81,7 +60,7 @@ def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
 
     domain = opts.domain_id if opts.domain_id is not None else (None if opts.attach else free_domain_id())
     apply_to_current_process(domain)
-    topics = bag_topics(opts.bag)
+    topics = bag.topics
     inputs = [t for t in topics if t.endswith("/image_raw") or t.endswith("/camera_info")]
     if not any(t.endswith("/image_raw") for t in inputs):
         raise ValueError(f"{opts.bag}: no <cam>/image_raw topic to replay")
@@ -103,7 +82,7 @@ def run_replay(opts: EvalOptions) -> tuple[list, list, dict]:
     info: dict = {"domain_id": os.environ.get("ROS_DOMAIN_ID"), "attached": opts.attach}
     try:
         recorder = Recorder(node, opts.namespace)
-        player = BagPlayer(node, opts.bag, inputs, opts.rate, opts.loops, opts.namespace)
+        player = BagPlayer(node, bag, inputs, opts.rate, opts.loops, opts.namespace)
         t0 = time.monotonic()
         if not player.wait_for_subscribers(opts.startup_timeout):
             alive = proc is None or proc.poll() is None
@@ -155,19 +134,11 @@ def write_recording(records, path: Path) -> None:
             bag.write_raw(r.topic, r.msgtype, r.raw, r.wall_ns)
 
 
-def score_outputs(bag: Path, published, records, mode: str = "lockstep") -> tuple[list[dict], dict]:
-    """Per-frame rows and per (camera, task) summaries."""
-
-    truth: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
-    inputs: dict[tuple[str, int], tuple[np.ndarray, str]] = {}
-    for msg in read_bag(bag):
-        if msg.msgtype != "sensor_msgs/msg/Image":
-            continue
-        decoded = msg.decode()
-        stamp = header_ns(decoded.header)
-        target = truth if msg.topic.endswith("ground_truth") else inputs if msg.topic.endswith("image_raw") else None
-        if target is not None:
-            target[(camera_of(msg.topic), stamp)] = decode_image(decoded)
+def score_outputs(bag: BagContents, published, records, mode: str = "lockstep") -> tuple[list[dict], dict, dict]:
+    """Per-frame rows, per (camera, task) summaries, and the decoded outputs by (camera, task, stamp)."""
+    truth = {(cam, stamp): frame for (kind, cam, stamp), frame in bag.frames.items() if kind == "gt"}
+    inputs = {(cam, stamp): frame for (kind, cam, stamp), frame in bag.frames.items() if kind == "input"}
+    outputs: dict[tuple[str, str, int], tuple[np.ndarray, str]] = {}
     sent: dict[tuple[str, int], list[int]] = defaultdict(list)
     for p in published:
         sent[(camera_of(p.topic), p.stamp_ns)].append(p.wall_ns)
@@ -176,9 +147,9 @@ def score_outputs(bag: Path, published, records, mode: str = "lockstep") -> tupl
         if r.msgtype != "sensor_msgs/msg/Image":
             continue
         cam = camera_of(r.topic)
-        task = "deblur" if r.topic.endswith("deblurred") else "sr"
+        task = task_of_output(r.topic)
         stamp = cdr_stamp_ns(r.raw)
-        out, order = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
+        out, order = outputs[(cam, task, stamp)] = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
         sends = [w for w in sent.get((cam, stamp), []) if w <= r.wall_ns]
         row = {
             "camera": cam,
@@ -196,7 +167,7 @@ def score_outputs(bag: Path, published, records, mode: str = "lockstep") -> tupl
             g = to_unit_rgb(gt[0], gt[1])
             o = to_unit_rgb(out, order, gt[0])
             i = to_unit_rgb(inp[0], inp[1], gt[0])
-            base = i if task == "deblur" else np.clip(bicubic_up(i), 0, 1)
+            base = i if task == "deblur" else bicubic_resize(i, float(SCALE))
             if base.shape == g.shape:
                 q, b = quality(o, g, task, SCALE), quality(base, g, task, SCALE)
                 row.update(
@@ -206,7 +177,7 @@ def score_outputs(bag: Path, published, records, mode: str = "lockstep") -> tupl
                     baseline_ssim=round(b["ssim"], 4),
                 )
         rows.append(row)
-    return rows, summarize(rows, published, records, mode)
+    return rows, summarize(rows, published, records, mode), outputs
 
 
 UNANSWERED_WHY = {
@@ -276,11 +247,11 @@ def _pct(values, q):
 
 
 def evaluate(opts: EvalOptions) -> dict:
-    from .report import write_report
 
-    published, records, info = run_replay(opts)
+    bag = BagContents.load(opts.bag)  # read and decoded once, for replay, scoring and the report
+    published, records, info = run_replay(opts, bag)
     write_recording(records, opts.out / "recorded")
-    rows, summary = score_outputs(opts.bag, published, records, info["mode"])
+    rows, summary, outputs = score_outputs(bag, published, records, info["mode"])
     metrics = {"bag": str(opts.bag), "rate": opts.rate, "loops": opts.loops, "run": info, "results": summary}
     (opts.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(opts.out / "frames.csv", "w", newline="") as f:
@@ -301,7 +272,7 @@ def evaluate(opts: EvalOptions) -> dict:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    write_report(opts.out, opts.bag, metrics, rows, records)
+    write_report(opts.out, bag, metrics, rows, outputs)
     return metrics
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from .bags import CAMERAS, bag_qos, camera_of, cdr_stamp_ns, read_bag
+from ..core.contract import CAMERAS, OUTPUT_NAMES, camera_of
+from ..core.stamps import cdr_stamp_ns
+from .bags import BagContents
 
 OUTPUT_SUFFIXES = {
-    "deblurred": "sensor_msgs/msg/Image",
-    "super_resolved": "sensor_msgs/msg/Image",
-    "super_resolved/camera_info": "sensor_msgs/msg/CameraInfo",
+    OUTPUT_NAMES["deblur"]: "sensor_msgs/msg/Image",
+    OUTPUT_NAMES["sr"]: "sensor_msgs/msg/Image",
+    f"{OUTPUT_NAMES['sr']}/camera_info": "sensor_msgs/msg/CameraInfo",
 }
 
 
@@ -102,18 +103,18 @@ class BagPlayer:
     """Publishes a bag's input topics with their recorded QoS, in log-time order and timing (``rate`` factor)."""
 
     def __init__(
-        self, node: Node, bag: str | Path, topics: list[str], rate: float = 1.0, loops: int = 1, namespace: str = ""
+        self, node: Node, bag: BagContents, topics: list[str], rate: float = 1.0, loops: int = 1, namespace: str = ""
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
-        self.node, self.bag, self.rate, self.loops = node, Path(bag), rate, max(1, loops)
-        qos = bag_qos(bag)
+        self.node, self.bag, self.rate, self.loops = node, bag, rate, max(1, loops)
+        qos = bag.qos
         prefix = namespace.rstrip("/") + "/" if namespace else "/"
         self.topics = topics
         self.remap = {t: prefix + t.lstrip("/") for t in topics}
-        self.messages = list(read_bag(bag, topics))
+        self.messages = bag.select(topics)
         if not self.messages:
-            raise ValueError(f"{bag}: none of the topics {topics} has messages")
+            raise ValueError(f"{bag.path}: none of the topics {topics} has messages")
         types = {m.topic: m.msgtype for m in self.messages}
         self.publishers = {
             t: node.create_publisher(message_class(types[t]), self.remap[t], rclpy_qos(qos[t])) for t in types
@@ -162,5 +163,3 @@ class BagPlayer:
             if recorder is not None and waiting is not None:
                 recorder.wait_answer(*waiting, frame_timeout)
         return published
-
-

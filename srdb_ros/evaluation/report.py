@@ -7,16 +7,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..ros.conversions import decode_image
-from .bags import TYPESTORE, camera_of, header_ns, read_bag
+from ..core.imaging import to_unit_rgb
+from .bags import BagContents
 
 GRID_HEIGHT = 256
 
 
 def _to_display(arr: np.ndarray, order: str, reference: np.ndarray | None = None) -> np.ndarray:
     """Any decoded frame -> 8-bit BGR for display (16-bit through the reference's percentiles)."""
-    from .evaluate import to_unit_rgb
-
     unit = to_unit_rgb(arr, order, reference)
     img = np.rint(unit * 255).astype(np.uint8)
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[:, :, ::-1].copy()
@@ -60,22 +58,10 @@ def make_grid(inp: np.ndarray, out: np.ndarray, gt: np.ndarray | None, titles: t
     return np.vstack([pad(top), pad(bottom)])
 
 
-def write_grids(out_dir: Path, bag: Path, records, rows: list[dict], per_group: int = 3) -> list[Path]:
-
-    frames: dict[tuple[str, str, int], tuple[np.ndarray, str]] = {}
-    for msg in read_bag(bag):
-        if msg.msgtype == "sensor_msgs/msg/Image" and (
-            msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")
-        ):
-            d = msg.decode()
-            kind = "input" if msg.topic.endswith("image_raw") else "gt"
-            frames[(kind, camera_of(msg.topic), header_ns(d.header))] = decode_image(d)
-    outputs = {}
-    for r in records:
-        if r.msgtype == "sensor_msgs/msg/Image":
-            d = TYPESTORE.deserialize_cdr(r.raw, r.msgtype)
-            task = "deblur" if r.topic.endswith("deblurred") else "sr"
-            outputs[(camera_of(r.topic), task, header_ns(d.header))] = decode_image(d)
+def write_grids(out_dir: Path, bag: BagContents, outputs: dict, rows: list[dict], per_group: int = 3) -> list[Path]:
+    """Side-by-side PNGs of a few frames per camera and task (outputs decoded by the scorer, keyed by
+    (camera, task, stamp))."""
+    frames = bag.frames
     paths = []
     for cam, task in sorted({(r["camera"], r["task"]) for r in rows}):
         stamps = sorted({r["stamp_ns"] for r in rows if r["camera"] == cam and r["task"] == task})
@@ -132,13 +118,13 @@ def write_latency_plot(out_dir: Path, rows: list[dict]) -> Path | None:
     return path
 
 
-def write_report(out_dir: Path, bag: Path, metrics: dict, rows: list[dict], records) -> Path:
-    grids = write_grids(out_dir, bag, records, rows)
+def write_report(out_dir: Path, bag: BagContents, metrics: dict, rows: list[dict], outputs: dict) -> Path:
+    grids = write_grids(out_dir, bag, outputs, rows)
     plot = write_latency_plot(out_dir, rows)
     lines = [
         "# srdb_ros evaluation report",
         "",
-        f"Bag: `{bag}` replayed at rate {metrics['rate']} x{metrics['loops']} "
+        f"Bag: `{bag.path}` replayed at rate {metrics['rate']} x{metrics['loops']} "
         f"({'attached to a running node' if metrics['run'].get('attached') else 'node started as its own process'}). "
         f"Outputs recorded in `recorded/` (MCAP).",
         "",

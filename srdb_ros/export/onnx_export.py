@@ -14,20 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.contract import INPUT_NAME, PAD_MULTIPLE, TASKS, full_scale, output_tasks, task_outputs
 from ..models import SRDeblurNet, load_model_or_config
-from ..models.srdb_net import PAD_MULTIPLE, TASKS
 
 LOG = logging.getLogger(__name__)
 
-INPUT_NAME = "image"
-OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}
 OPSET = 17  # TensorRT 10's ONNX parser supports opsets 9-20; 17 has everything this graph uses
 PARITY_TOLERANCE = 1e-3
-
-
-def task_outputs(task: str) -> list[str]:
-    """Output names of the graph for ``task`` in order (``both`` gives deblurred then super_resolved)."""
-    return [OUTPUT_NAMES[t] for t in (("deblur", "sr") if task == "both" else (task,))]
 
 
 class TaskGraph(nn.Module):
@@ -42,11 +35,7 @@ class TaskGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image, self.task)
-        if self.task == "deblur":
-            return (out.deblur[-1],)
-        if self.task == "sr":
-            return (out.sr,)
-        return out.deblur[-1], out.sr
+        return tuple(full_scale(out.deblur) if t == "deblur" else out.sr for t in output_tasks(self.task))
 
 
 @dataclass

@@ -8,7 +8,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .onnx_export import INPUT_NAME, file_digest, onnx_task
+from ..core.contract import INPUT_NAME
+from .onnx_export import file_digest, onnx_task
 
 LOG = logging.getLogger(__name__)
 

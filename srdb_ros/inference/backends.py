@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.srdb_net import PAD_MULTIPLE, TASKS
+from ..core.contract import INPUT_NAME, PAD_MULTIPLE, SCALE, TASKS, full_scale, split_outputs, task_outputs
 
 LOG = logging.getLogger(__name__)
 
@@ -33,17 +33,12 @@ class ModelFiles:
         return Path(template.format(task=task))
 
 
-def split_outputs(task: str, outputs: list[np.ndarray]) -> dict[str, np.ndarray]:
-    keys = ("deblur", "sr") if task == "both" else (task,)
-    return dict(zip(keys, outputs))
-
-
 class Backend(ABC):
     """Runs the network for one task on a padded NCHW float32 batch."""
 
     name = "backend"
     multiple = PAD_MULTIPLE
-    upscale = 4
+    upscale = SCALE
 
     @abstractmethod
     def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -116,7 +111,7 @@ class TorchBackend(Backend):
         out = self._forward(t, task)
         results = []
         if out.deblur is not None:
-            results.append(out.deblur[-1])
+            results.append(full_scale(out.deblur))
         if out.sr is not None:
             results.append(out.sr)
         return results
@@ -226,8 +221,6 @@ class OnnxRuntimeBackend(Backend):
         raise BackendError("onnxruntime backend needs an ONNX path or a weights file to export from")
 
     def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
-        from ..export.onnx_export import INPUT_NAME, task_outputs
-
         sess = self.session(task)
         dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
         outs = sess.run(task_outputs(task), {INPUT_NAME: x.astype(dtype, copy=False)})
@@ -308,8 +301,6 @@ class TensorRTBackend(Backend):
         return self.contexts[task]
 
     def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
-        from ..export.onnx_export import INPUT_NAME, task_outputs
-
         trt, torch = self._trt, self._torch
         engine, context = self._context(task)
         in_dtype = torch.float16 if engine.get_tensor_dtype(INPUT_NAME) == trt.DataType.HALF else torch.float32

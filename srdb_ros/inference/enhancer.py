@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models.srdb_net import TASKS
+from ..core.contract import TASKS, output_tasks
 from .backends import Backend
 from .processing import AGCConfig, FrameLayout, array_to_image, crop_array, image_to_array, pad_array, run_tiled
 
@@ -83,7 +83,7 @@ class Enhancer:
     def _infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
         if not self.tile_size or max(x.shape[-2:]) <= self.tile_size:
             return self.backend.infer(task, x)
-        keys = ("deblur", "sr") if task == "both" else (task,)
+        keys = output_tasks(task)
         out = {}
         for key in keys:  # tiles are stitched per output; "both" runs each task's graph per tile
             scale = self.backend.upscale if key == "sr" else 1

@@ -16,36 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-AGC_MODES = ("percentile", "fixed", "full")
+from ..core.imaging import AGC_MODES, AGCConfig, value_range
 
-
-@dataclass(frozen=True)
-class AGCConfig:
-    """Automatic gain control for 16-bit thermal frames."""
-
-    mode: str = "percentile"
-    low_percentile: float = 1.0
-    high_percentile: float = 99.0
-    fixed_min: float = 0.0
-    fixed_max: float = 65535.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in AGC_MODES:
-            raise ValueError(f"agc mode must be one of {AGC_MODES}, got {self.mode!r}")
-        if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
-            raise ValueError("agc percentiles must satisfy 0 <= low < high <= 100")
-        if not self.fixed_min < self.fixed_max:
-            raise ValueError("agc fixed_min must be below fixed_max")
-
-    def range_for(self, image: np.ndarray) -> tuple[float, float]:
-        if self.mode == "full":
-            return 0.0, 65535.0
-        if self.mode == "fixed":
-            return float(self.fixed_min), float(self.fixed_max)
-        lo, hi = np.percentile(image, [self.low_percentile, self.high_percentile])
-        if hi - lo < 1.0:  # flat frame: keep a one-count window so the mapping stays invertible
-            hi = lo + 1.0
-        return float(lo), float(hi)
+__all__ = ["AGC_MODES", "AGCConfig", "FrameLayout", "array_to_image", "crop_array", "image_to_array", "pad_array"]
 
 
 @dataclass(frozen=True)
@@ -79,14 +52,7 @@ def image_to_array(
     if order not in ("rgb", "bgr", "mono"):
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
 
-    if image.dtype == np.uint8:
-        lo, hi = 0.0, 255.0
-    elif image.dtype == np.uint16:
-        lo, hi = (agc or AGCConfig()).range_for(image)
-    elif np.issubdtype(image.dtype, np.floating):
-        lo, hi = 0.0, 1.0
-    else:
-        raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float")
+    lo, hi = value_range(image, agc)
 
     arr = image.astype(np.float32)
     if (lo, hi) != (0.0, 1.0):

@@ -5,8 +5,10 @@ from .checkpoints import (
     load_mimo_unet_reference,
     load_model,
     load_model_or_config,
+    load_span,
     load_span_reference,
     save_model,
+    save_span,
 )
 from .srdb_net import CONFIGS, TASKS, ModelConfig, SRDeblurNet, build_model, count_parameters
 
@@ -21,6 +23,8 @@ __all__ = [
     "load_mimo_unet_reference",
     "load_model",
     "load_model_or_config",
+    "load_span",
     "load_span_reference",
     "save_model",
+    "save_span",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -12,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .mimo_unet import DECODER_FEAT_EXTRACT, ENCODER_FEAT_EXTRACT
-from .span import refresh_fused
+from .span import SPAN, refresh_fused
 from .srdb_net import CONFIGS, ModelConfig, SRDeblurNet, build_model
 
 LOG = logging.getLogger(__name__)
@@ -33,10 +35,22 @@ def save_model(model: SRDeblurNet, path: str | Path, extra_metadata: dict[str, s
     metadata = {FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(model.config.to_dict())}
     metadata.update(extra_metadata or {})
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    return _atomic_save_file(tensors, path, metadata)
+
+
+def _atomic_save_file(tensors: dict, path: str | Path, metadata: dict[str, str]) -> Path:
+    """safetensors to a unique temporary file in the target folder (never a planted name), then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -162,3 +176,20 @@ def load_span_reference(model: SRDeblurNet, path: str | Path, key: str | None = 
         raise WeightFileError("load reference SPAN weights into a training-form model, then convert to deploy form")
     _load_strict(model.span, state, path)
     refresh_fused(model.span)
+
+
+def save_span(span: SPAN, path: str | Path) -> Path:
+    """A standalone SPAN as safetensors (its size in the metadata), written atomically like :func:`save_model`."""
+    meta = {"srdb_span": json.dumps({"feature_channels": span.conv_cat.out_channels, "upscale": span.upscale})}
+    return _atomic_save_file({k: v.detach().contiguous().cpu() for k, v in span.state_dict().items()}, path, meta)
+
+
+def load_span(path: str | Path) -> SPAN:
+    """Load a SPAN written by :func:`save_span` (strict keys)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("srdb_span", "{}"))
+    if not meta:
+        raise ValueError(f"{path}: not a standalone SPAN file (no 'srdb_span' metadata)")
+    span = SPAN(feature_channels=meta["feature_channels"], upscale=meta["upscale"])
+    span.load_state_dict(load_file(str(path)), strict=True)
+    return span

@@ -163,27 +163,38 @@ def switch_to_deploy(model: nn.Module) -> nn.Module:
     return model
 
 
-def save_span(span: SPAN, path) -> None:
-    """A standalone SPAN as safetensors (its size in the metadata)."""
-    import json
+@torch.no_grad()
+def bilinear_span_init(span, other_scale: float = 0.001) -> None:
+    """Make a training-form SPAN start as a bilinear upsampler of its 3-channel input (architecture unchanged).
 
-    from safetensors.torch import save_file
-
-    meta = {"srdb_span": json.dumps({"feature_channels": span.conv_cat.out_channels, "upscale": span.upscale})}
-    save_file({k: v.detach().contiguous().cpu() for k, v in span.state_dict().items()}, str(path), metadata=meta)
-
-
-def load_span(path) -> SPAN:
-    """Load a SPAN written by :func:`save_span` (strict keys)."""
-    import json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("srdb_span", "{}"))
-    if not meta:
-        raise ValueError(f"{path}: not a standalone SPAN file (no 'srdb_span' metadata)")
-    span = SPAN(feature_channels=meta["feature_channels"], upscale=meta["upscale"])
-    span.load_state_dict(load_file(str(path)), strict=True)
-    return span
+    Channels 0-2 of ``conv_1`` pass the normalised input through its 1x1 skip, ``conv_cat`` forwards them, and
+    the upsampler's 3x3 conv holds the bilinear sub-pixel weights (half-pixel aligned, as image resizers are),
+    divided by ``img_range`` and offset by the RGB mean. Every other path into the output is scaled by
+    ``other_scale``, so the remaining (random) features start as a small perturbation that training grows.
+    """
+    s = span.upscale
+    c1 = span.conv_1
+    c1.sk.weight[:3].zero_()
+    c1.sk.weight[:3, :3, 0, 0] = torch.eye(3)
+    c1.sk.bias[:3].zero_()
+    c1.conv[2].weight[:3].zero_()
+    c1.conv[2].bias[:3].zero_()
+    c1.update_params()
+    span.conv_cat.weight[:3].zero_()
+    span.conv_cat.weight[:3, :3, 0, 0] = torch.eye(3)
+    span.conv_cat.bias[:3].zero_()
+    up = span.upsampler[0]
+    up.weight.mul_(other_scale)
+    up.weight[:, :3].zero_()
+    offsets = [(2 * i - (s - 1)) / (2 * s) for i in range(s)]  # sub-pixel centre offsets in input pixels
+    taps = torch.zeros(s, 3)
+    for i, d in enumerate(offsets):
+        taps[i, 1] = 1 - abs(d)
+        taps[i, 0 if d < 0 else 2] = abs(d)
+    mean = span.mean.view(-1)
+    for c in range(3):
+        for i in range(s):
+            for j in range(s):
+                out = c * s * s + i * s + j
+                up.weight[out, c] = torch.outer(taps[i], taps[j]) / span.img_range
+                up.bias[out] = mean[c]

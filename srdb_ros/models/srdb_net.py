@@ -8,11 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.contract import PAD_MULTIPLE, SCALE, TASKS
 from .mimo_unet import EncoderFeatures, MIMOUNetDecoder, MIMOUNetEncoder
 from .span import SPAN, switch_to_deploy
-
-TASKS = ("deblur", "sr", "both")
-PAD_MULTIPLE = 4  # two stride-2 encoder levels
 
 
 @dataclass(frozen=True)
@@ -23,7 +21,7 @@ class ModelConfig:
     base_channels: int = 16
     num_res: int = 8
     span_channels: int = 48
-    upscale: int = 4
+    upscale: int = SCALE
     fit_kernel: int = 3
     deploy: bool = False
 

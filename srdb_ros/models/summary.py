@@ -7,11 +7,9 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core.contract import PAPER_INPUT_SIZES, TASKS
 from .checkpoints import load_model_or_config
 from .srdb_net import CONFIGS, SRDeblurNet, build_model, count_parameters
-
-# The paper's operating points: deblur 1240x984; SR 310x246 -> 1240x984.
-PAPER_SIZES = {"deblur": (984, 1240), "sr": (246, 310), "both": (246, 310)}
 
 
 def gflops(model: SRDeblurNet, task: str, size: tuple[int, int]) -> float:
@@ -38,8 +36,8 @@ def summarize(spec: str) -> dict:
     }
     deploy = model.to_deploy()
     summary["params_deploy"] = count_parameters(deploy)
-    summary["sizes"] = {t: f"{w}x{h}" for t, (h, w) in PAPER_SIZES.items()}
-    summary["gflops"] = {t: round(gflops(deploy, t, PAPER_SIZES[t]), 2) for t in ("deblur", "sr", "both")}
+    summary["sizes"] = {t: f"{w}x{h}" for t, (w, h) in PAPER_INPUT_SIZES.items()}
+    summary["gflops"] = {t: round(gflops(deploy, t, PAPER_INPUT_SIZES[t][::-1]), 2) for t in TASKS}
     return summary
 
 

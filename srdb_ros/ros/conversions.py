@@ -1,15 +1,14 @@
-"""sensor_msgs/Image <-> numpy, and camera_info scaling.
+"""rclpy sensor_msgs/Image <-> numpy, and camera_info scaling.
 
-cv_bridge is used where it imports (a ROS install); elsewhere an equivalent conversion is used that
-honours ``step`` (padded rows) and ``is_bigendian``. Both give the same arrays; tests check the fallback.
+cv_bridge is used where it imports (a ROS install); elsewhere the ROS-free codec of ``core.image_codec``,
+which honours ``step`` (padded rows) and ``is_bigendian``. Both give the same arrays; tests check the codec.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
-
 import numpy as np
+
+from ..core.image_codec import ENCODINGS, ImageConversionError, decode_image, encode_image, validate_image
 
 try:  # cv_bridge ships with ROS installs, not with the PyPI wheels
     from cv_bridge import CvBridge as _CvBridge
@@ -18,25 +17,15 @@ try:  # cv_bridge ships with ROS installs, not with the PyPI wheels
 except Exception:  # noqa: BLE001 - a broken cv_bridge (e.g. NumPy 2 ABI) must not stop the node
     _BRIDGE = None
 
-
-@dataclass(frozen=True)
-class EncodingSpec:
-    dtype: type
-    channels: int
-    color_order: str  # "rgb", "bgr" or "mono"
-
-
-ENCODINGS: dict[str, EncodingSpec] = {
-    "rgb8": EncodingSpec(np.uint8, 3, "rgb"),
-    "bgr8": EncodingSpec(np.uint8, 3, "bgr"),
-    "mono8": EncodingSpec(np.uint8, 1, "mono"),
-    "mono16": EncodingSpec(np.uint16, 1, "mono"),
-    "16UC1": EncodingSpec(np.uint16, 1, "mono"),
-}
-
-
-class ImageConversionError(ValueError):
-    """The message cannot be read as an image (unsupported encoding, bad sizes, short data)."""
+__all__ = [
+    "ENCODINGS",
+    "ImageConversionError",
+    "array_to_image_msg",
+    "cv_bridge_available",
+    "decode_image",
+    "image_msg_to_array",
+    "scale_camera_info",
+]
 
 
 def cv_bridge_available() -> bool:
@@ -48,67 +37,19 @@ def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.
     spec = validate_image(msg, max_pixels, min_side)
     if _BRIDGE is not None:
         return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")), spec.color_order
-    return _decode(msg, spec), spec.color_order
-
-
-def decode_image(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.ndarray, str]:
-    """Validate and decode any object with sensor_msgs/Image fields (rclpy or rosbags messages) with NumPy."""
-    spec = validate_image(msg, max_pixels, min_side)
-    return _decode(msg, spec), spec.color_order
-
-
-def validate_image(msg, max_pixels: int = 0, min_side: int = 1) -> EncodingSpec:
-    """The message's encoding spec, or :class:`ImageConversionError` saying what is wrong with it."""
-    spec = ENCODINGS.get(msg.encoding)
-    if spec is None:
-        raise ImageConversionError(f"unsupported encoding {msg.encoding!r}; supported: {', '.join(ENCODINGS)}")
-    h, w = int(msg.height), int(msg.width)
-    if h < min_side or w < min_side:
-        raise ImageConversionError(f"image {w}x{h} is smaller than the minimum side {min_side}")
-    if max_pixels and h * w > max_pixels:
-        raise ImageConversionError(f"image {w}x{h} exceeds max_pixels={max_pixels}")
-    row_bytes = w * spec.channels * np.dtype(spec.dtype).itemsize
-    if msg.step < row_bytes:
-        raise ImageConversionError(f"step {msg.step} is less than width*channels*bytes = {row_bytes}")
-    if len(msg.data) != msg.step * h:
-        raise ImageConversionError(f"data has {len(msg.data)} bytes, expected step*height = {msg.step * h}")
-    return spec
-
-
-def _decode(msg, spec: EncodingSpec) -> np.ndarray:
-    h, w = int(msg.height), int(msg.width)
-    row_bytes = w * spec.channels * np.dtype(spec.dtype).itemsize
-    raw = np.frombuffer(msg.data, dtype=np.uint8).reshape(h, msg.step)[:, :row_bytes]
-    dtype = np.dtype(spec.dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    arr = np.ascontiguousarray(raw).view(dtype).reshape((h, w) if spec.channels == 1 else (h, w, spec.channels))
-    if arr.dtype.byteorder not in ("=", "|", _native()):
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
-
-
-def _native() -> str:
-    return "<" if sys.byteorder == "little" else ">"
+    return decode_image(msg, max_pixels, min_side)
 
 
 def array_to_image_msg(arr: np.ndarray, encoding: str, header=None):
     """Build a sensor_msgs/Image (native byte order, unpadded rows) from an array of the encoding's type."""
     from sensor_msgs.msg import Image
 
-    spec = ENCODINGS.get(encoding)
-    if spec is None:
-        raise ImageConversionError(f"unsupported encoding {encoding!r}")
-    arr = np.ascontiguousarray(arr, dtype=spec.dtype)
-    channels = 1 if arr.ndim == 2 else arr.shape[2]
-    if channels != spec.channels:
-        raise ImageConversionError(f"{encoding} needs {spec.channels} channel(s), array has {channels}")
+    fields = encode_image(arr, encoding)
     msg = Image()
     if header is not None:
         msg.header = header
-    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = int(sys.byteorder == "big")
-    msg.step = int(arr.shape[1] * channels * arr.itemsize)
-    msg.data = arr.tobytes()
+    msg.height, msg.width, msg.encoding = fields.height, fields.width, fields.encoding
+    msg.is_bigendian, msg.step, msg.data = fields.is_bigendian, fields.step, fields.data
     return msg
 
 

@@ -21,12 +21,13 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core.contract import CAMERAS
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..models import WeightFileError
 from ..resources import bundled_model
 from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
 from .diagnostics import CameraStats, camera_status
-from .params import CAMERAS, declare_all, usage, validate
+from .params import declare_all, usage, validate
 
 LOG_THROTTLE_S = 2.0
 

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.contract import TASKS
 from ..inference.backends import BACKENDS, PRECISIONS
 from ..inference.processing import AGC_MODES
-from ..models.srdb_net import TASKS
 
-CAMERAS = ("eo", "ir")
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_QOS = ("sensor_data", "reliable")
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.contract import SCALE, full_scale
+from ..core.imaging import bicubic_resize
 from ..data.blur import MotionBlurSynthesizer, synthesizer_for
-from ..data.datasets import bicubic_resize, list_images, read_image, to_image, to_tensor
+from ..data.datasets import list_images, read_image, to_image, to_tensor
 from .metrics import quality
 
 
@@ -62,7 +64,7 @@ def deblur_pairs_from_folders(folder) -> list[Pair]:
 
 def sr_pairs_from_hr(
     folder,
-    scale: int = 4,
+    scale: int = SCALE,
     max_images: int = 0,
     crop: int = 0,
     synthesizer: MotionBlurSynthesizer | None = None,
@@ -74,7 +76,7 @@ def sr_pairs_from_hr(
     for i, path in enumerate(list_images(folder)[: max_images or None]):
         hr = center_crop(read_image(path), crop, scale)
         source = synth.apply(hr, i) if synth else hr
-        lr = to_image(bicubic_resize(to_tensor(source), 1.0 / scale))
+        lr = bicubic_resize(source, 1.0 / scale)
         pairs.append(Pair(path.name, lr, hr))
     return pairs
 
@@ -85,17 +87,17 @@ def run_model(model, img: np.ndarray, task: str) -> np.ndarray:
     device = next(model.parameters()).device
     x = to_tensor(img)[None].to(device)
     out = model(x, task)
-    y = out.deblur[-1] if task == "deblur" else out.sr
+    y = full_scale(out.deblur) if task == "deblur" else out.sr
     return to_image(y[0].float())
 
 
-def baseline(pair: Pair, task: str, scale: int = 4) -> np.ndarray:
+def baseline(pair: Pair, task: str, scale: int = SCALE) -> np.ndarray:
     if task == "deblur":
         return pair.input
-    return to_image(bicubic_resize(to_tensor(pair.input), float(scale)))
+    return bicubic_resize(pair.input, float(scale))
 
 
-def score(model, pairs: list[Pair], task: str, scale: int = 4) -> dict:
+def score(model, pairs: list[Pair], task: str, scale: int = SCALE) -> dict:
     """Per-image and mean PSNR/SSIM of the model and of the baseline."""
     was_training = model.training
     model.eval()
@@ -128,7 +130,7 @@ def fig9(
     model, a standalone SPAN and bicubic, Y-channel PSNR/SSIM with a 4-pixel border."""
     model.eval()
     span.eval()
-    pairs = sr_pairs_from_hr(hr_folder, 4, max_images, crop, synthesizer or eval_synthesizer())
+    pairs = sr_pairs_from_hr(hr_folder, SCALE, max_images, crop, synthesizer or eval_synthesizer())
     rows = {"integrated": [], "standalone_span": [], "bicubic": []}
     for pair in pairs:
         x = to_tensor(pair.input)[None]
@@ -147,8 +149,7 @@ def fig9(
 
 def fig9_main(args) -> int:
     """``srdb fig9``."""
-    from ..models import load_model_or_config
-    from ..models.span import load_span
+    from ..models import load_model_or_config, load_span
 
     result = fig9(
         load_model_or_config(args.model, args.random_init),
@@ -184,7 +185,9 @@ def main(args) -> int:
     else:
         if not args.hr:
             raise ValueError("--task sr needs --hr DIR (high-resolution frames)")
-        pairs = sr_pairs_from_hr(args.hr, 4, args.max_images, args.crop, synthesizer=synth if args.blur_lr else None)
+        pairs = sr_pairs_from_hr(
+            args.hr, SCALE, args.max_images, args.crop, synthesizer=synth if args.blur_lr else None
+        )
     result = score(model, pairs, args.task)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -19,15 +19,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..core.contract import OUTPUT_NAMES, PAPER_INPUT_SIZES
+from ..inference.backends import ModelFiles, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
+from ..inference.enhancer import Enhancer
+from ..inference.processing import pad_array
 from ..models import load_model_or_config
 from ..models.reference import ReferencePipeline
-from .backends import ModelFiles, OnnxRuntimeBackend, TensorRTBackend, TorchBackend
-from .enhancer import Enhancer
-from .processing import pad_array
 
 LOG = logging.getLogger(__name__)
-
-PAPER_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}  # (W, H) of the input
 
 
 @dataclass
@@ -127,7 +126,9 @@ def run_bench(args) -> tuple[list[Record], list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         backends = make_backends(names, device, model, args.precision, Path(tmp))
         for task in tasks:
-            sizes = [PAPER_SIZES[task]] + ([tuple(int(v) for v in args.size.lower().split("x"))] if args.size else [])
+            sizes = [PAPER_INPUT_SIZES[task]] + (
+                [tuple(int(v) for v in args.size.lower().split("x"))] if args.size else []
+            )
             for size in sizes:
                 w, h = size
                 ref = reference_records(task, size, device, repeats, warmup, base)
@@ -159,8 +160,8 @@ def run_bench(args) -> tuple[list[Record], list[dict]]:
 
 def quality_drift(backends: list, weights, images: int = 3) -> list[dict]:
     """PSNR of each backend's outputs minus PSNR of the fp32 PyTorch reference, on the bundled real frames."""
-    from ..evaluation.metrics import quality
-    from ..evaluation.scoring import deblur_pairs_from_sharp, sr_pairs_from_hr
+    from ..quality.metrics import quality
+    from ..quality.scoring import deblur_pairs_from_sharp, sr_pairs_from_hr
     from ..resources import share_dir
 
     samples = share_dir() / "samples"
@@ -176,8 +177,8 @@ def quality_drift(backends: list, weights, images: int = 3) -> list[dict]:
             diffs = []
             for pair in task_pairs:
                 img = np.rint(pair.input * 255).astype(np.uint8)
-                ours = getattr(enhancer.enhance(img, task), "deblurred" if task == "deblur" else "super_resolved")
-                ref = getattr(fp32.enhance(img, task), "deblurred" if task == "deblur" else "super_resolved")
+                ours = getattr(enhancer.enhance(img, task), OUTPUT_NAMES[task])
+                ref = getattr(fp32.enhance(img, task), OUTPUT_NAMES[task])
                 target = np.rint(pair.target * 255).astype(np.uint8)
                 diffs.append(quality(ours, target, task)["psnr"] - quality(ref, target, task)["psnr"])
             rows.append(

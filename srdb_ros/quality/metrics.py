@@ -14,13 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def as_unit_float(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img.astype(np.float64) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float64) / 65535.0
-    return img.astype(np.float64)
+from ..core.imaging import FULL_RANGE, to_unit
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -29,7 +23,8 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
 
 
 def prepare(img: np.ndarray, y_channel: bool = False, border: int = 0) -> np.ndarray:
-    out = as_unit_float(img)
+    floating = np.issubdtype(img.dtype, np.floating)  # floats are scored as given (not clipped)
+    out = img.astype(np.float64) if floating else to_unit(img, FULL_RANGE, dtype=np.float64)
     if y_channel and out.ndim == 3 and out.shape[2] == 3:
         out = rgb_to_y(out)
     elif out.ndim == 3 and out.shape[2] == 1:

@@ -1,0 +1,1 @@
+"""`srdb bench`: latency and throughput of every backend against the reference implementation."""

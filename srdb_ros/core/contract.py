@@ -1,0 +1,57 @@
+"""The network's input/output contract, written down once: tasks, padding, scale, tensor and output names.
+
+Every user (model, exporter, backends, enhancer, node, scoring, evaluation) imports these rather than
+repeating them.
+"""
+
+from __future__ import annotations
+
+TASKS = ("deblur", "sr", "both")
+PAD_MULTIPLE = 4  # two stride-2 encoder levels: height and width are padded to a multiple of this
+SCALE = 4  # the SR branch's upscale factor (ModelConfig.upscale)
+CAMERAS = ("eo", "ir")
+
+# the paper's operating points, (width, height) of the network input: deblur 1240x984, SR 310x246 -> 1240x984
+PAPER_INPUT_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}
+
+INPUT_NAME = "image"  # ONNX / TensorRT input, 1x3xHxW float in [0, 1]
+# per single task: ONNX output name == Enhancer result field == the node's output topic suffix
+OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}
+
+
+def output_tasks(task: str) -> tuple[str, ...]:
+    """The single tasks a task produces, in output order (``both`` -> deblur, sr)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return ("deblur", "sr") if task == "both" else (task,)
+
+
+def task_outputs(task: str) -> list[str]:
+    """Output tensor names of a task's graph, in order."""
+    return [OUTPUT_NAMES[t] for t in output_tasks(task)]
+
+
+def task_of_output(name: str) -> str:
+    """``deblur`` or ``sr`` for an output name or a topic ending in one (``/eo/super_resolved``)."""
+    for task, output in OUTPUT_NAMES.items():
+        if name.rstrip("/").endswith(output):
+            return task
+    raise ValueError(f"{name!r} is not an output of the network ({', '.join(OUTPUT_NAMES.values())})")
+
+
+def full_scale(deblur_outputs: list):
+    """The full-resolution deblurred image of the decoder's ``[1/4, 1/2, full]`` (or ``[full]``) outputs."""
+    return deblur_outputs[-1]
+
+
+def split_outputs(task: str, outputs: list) -> dict:
+    """A backend's ordered outputs as ``{single task: output}``."""
+    return dict(zip(output_tasks(task), outputs))
+
+
+def camera_of(topic: str) -> str:
+    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
+    for part in topic.strip("/").split("/"):
+        if part in CAMERAS:
+            return part
+    raise ValueError(f"{topic!r} names no camera ({', '.join(CAMERAS)})")

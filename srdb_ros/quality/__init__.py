@@ -1,0 +1,1 @@
+"""Image quality: metrics (PSNR/SSIM by the literature's conventions) and scoring of models on image pairs. ROS-free."""
