@@ -226,29 +226,6 @@ def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
     assert "gone.safetensors: weight file not found" in (tmp_path / "log").read_text()
 
 
-def test_config_defaults_match_declared_parameters_and_schema():
-    import jsonschema
-
-    from srdb_ros.ros.params import PARAMS
-
-    config = yaml.safe_load((ROOT / "config" / "enhance.yaml").read_text())
-    params = config["/**"]["ros__parameters"]
-
-    def flat(d, prefix=""):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                yield from flat(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", v
-
-    assert dict(flat(params)) == {p.name: p.default for p in PARAMS}
-    schema = __import__("json").loads((ROOT / "config" / "enhance.schema.json").read_text())
-    jsonschema.validate(config, schema)
-    params["eo"]["task"] = "denoise"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(config, schema)
-
-
 def test_launch_file_declares_its_arguments():
     tree = ast.parse((ROOT / "launch" / "enhance.launch.py").read_text())
     names = {

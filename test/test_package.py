@@ -291,6 +291,31 @@ def test_package_xml_declares_every_runtime_import():
     assert "python3-safetensors" not in run  # not a rosdep key: rosdep install would fail
 
 
+def test_parameter_files_schema_and_readme_table_are_generated_from_the_one_table():
+    import jsonschema
+    import yaml
+
+    from srdb_ros.ros.params import PARAMS, generated_files
+
+    stale = [str(path) for path, text in generated_files(ROOT).items() if path.read_text() != text]
+    assert not stale, f"regenerate with `python -m srdb_ros.ros.params --write`: {stale}"
+    config = yaml.safe_load((ROOT / "config" / "enhance.yaml").read_text())
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            yield from flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+
+    assert dict(flat(config["/**"]["ros__parameters"])) == {p.name: p.default for p in PARAMS}
+    schema = json.loads((ROOT / "config" / "enhance.schema.json").read_text())
+    jsonschema.validate(config, schema)
+    for bad in ({"eo": {"task": "denoise"}}, {"eo": {"taks": "sr"}}, {"tile_size": -5}, {"tile_size": 1.5}):
+        broken = yaml.safe_load((ROOT / "config" / "enhance.yaml").read_text())
+        broken["/**"]["ros__parameters"].update(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+    assert "`eo.task`" in (ROOT / "README.md").read_text()
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^(make \w+)$", readme, flags=re.M)

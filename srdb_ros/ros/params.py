@@ -1,7 +1,8 @@
-"""Every parameter of the enhance node, declared in one place with its descriptor and validation rule.
+"""Every parameter of the enhance node, declared once (``PARAMS``) with its descriptor and validation rule.
 
-``config/enhance.yaml`` holds the defaults and ``config/enhance.schema.json`` the schema; a test checks that
-the three agree.
+``config/enhance.yaml`` (the defaults), ``config/enhance.schema.json`` (the schema) and the README's parameter
+table are generated from this table (``python -m srdb_ros.ros.params --write``); a test checks that they
+are up to date.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ class ParamSpec:
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("backend", "auto", "Inference backend: auto, tensorrt, onnxruntime or torch", True, BACKENDS),
+    ParamSpec(
+        "backend",
+        "auto",
+        "Inference backend; auto tries TensorRT (needs engine_path), PyTorch on CUDA, ONNX Runtime, PyTorch on CPU "
+        "and logs its choice",
+        True,
+        BACKENDS,
+    ),
     ParamSpec("weights_path", "", "Model weights (.safetensors); empty = the bundled student model", True),
     ParamSpec(
         "onnx_path",
@@ -60,15 +68,28 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("eo.task", "deblur", "EO task: deblur, sr or both", False, TASKS),
     ParamSpec("ir.enabled", True, "Subscribe to ir/image_raw"),
     ParamSpec("ir.task", "sr", "IR task: deblur, sr or both", False, TASKS),
-    ParamSpec("agc.mode", "percentile", "16-bit thermal gain control: percentile, fixed or full", False, AGC_MODES),
+    ParamSpec(
+        "agc.mode",
+        "percentile",
+        "16-bit thermal gain control; outputs are mapped back to the input's counts",
+        False,
+        AGC_MODES,
+    ),
     ParamSpec("agc.low_percentile", 1.0, "Percentile mapped to black (percentile mode)", False, None, 0.0),
     ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0),
     ParamSpec("agc.fixed_min", 0.0, "Count mapped to black (fixed mode)"),
     ParamSpec("agc.fixed_max", 65535.0, "Count mapped to white (fixed mode)"),
     ParamSpec("input_qos", "sensor_data", "Input QoS: sensor_data (best effort) or reliable", True, INPUT_QOS),
-    ParamSpec("qos_depth", 1, "History depth of inputs and outputs", True, None, 1),
+    ParamSpec(
+        "qos_depth",
+        1,
+        "History depth of inputs and outputs (1: only the newest frame is processed; older ones are dropped, counted)",
+        True,
+        None,
+        1,
+    ),
     ParamSpec("batch_cameras", True, "Run EO and IR frames of the same task and size in one backend call"),
-    ParamSpec("max_pixels", 4096 * 4096, "Frames with more pixels are rejected", False, None, 1),
+    ParamSpec("max_pixels", 4096 * 4096, "Frames with more pixels are rejected (logged, counted)", False, None, 1),
     ParamSpec("min_side", 4, "Frames with a smaller side are rejected", False, None, 1),
     ParamSpec("tile_size", 0, "Run frames larger than this (pixels) in overlapping tiles; 0 = never", False, None, 0),
     ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0),
@@ -136,6 +157,104 @@ def usage(command: str = "ros2 run srdb_ros enhance_node") -> str:
     return "\n".join(lines)
 
 
+SECTIONS = {  # comments above groups of parameters in the generated enhance.yaml
+    "backend": "Model and backend (read-only after start)",
+    "eo.enabled": "Cameras: task is deblur | sr | both, changeable at runtime",
+    "agc.mode": "16-bit thermal automatic gain control",
+    "input_qos": "Transport and load",
+    "diagnostics.min_rate": "Diagnostics on /diagnostics",
+}
+GENERATED = "generated from srdb_ros/ros/params.py by `python -m srdb_ros.ros.params --write`; edit that table"
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+def json_schema() -> dict:
+    """JSON schema of a parameter file (``/**: ros__parameters:``), nested as the dotted names are."""
+    root: dict = {"type": "object", "additionalProperties": False, "properties": {}}
+    for spec in PARAMS:
+        *groups, leaf = spec.name.split(".")
+        node = root
+        for group in groups:
+            node = node["properties"].setdefault(
+                group, {"type": "object", "additionalProperties": False, "properties": {}}
+            )
+        entry = {"type": _JSON_TYPES[type(spec.default)], "default": spec.default, "description": spec.description}
+        if spec.choices:
+            entry["enum"] = list(spec.choices)
+        if spec.minimum is not None:
+            entry["minimum"] = spec.minimum
+        node["properties"][leaf] = entry
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Parameters of srdb_ros enhance_node",
+        "$comment": GENERATED,
+        "type": "object",
+        "properties": {"/**": {"type": "object", "properties": {"ros__parameters": root}}},
+    }
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'" if value == "" or value[:1] in "{[*&!|>%@`" else value
+    return repr(value)
+
+
+def params_yaml() -> str:
+    """The defaults as a ROS parameter file, one commented line per parameter."""
+    lines = [
+        f"# Defaults of srdb_ros enhance_node ({GENERATED}).",
+        "# Schema: enhance.schema.json. Use with",
+        "#   ros2 run srdb_ros enhance_node --ros-args --params-file config/enhance.yaml",
+        "#   ros2 launch srdb_ros enhance.launch.py params_file:=/path/to/your.yaml",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    open_group = None
+    for spec in PARAMS:
+        if spec.name in SECTIONS:
+            lines.append(f"    # {SECTIONS[spec.name]}")
+        *groups, leaf = spec.name.split(".")
+        group = groups[0] if groups else None
+        if group and group != open_group:
+            lines.append(f"    {group}:")
+        open_group = group
+        indent = "      " if group else "    "
+        entry = f"{indent}{leaf}: {_yaml_value(spec.default)}"
+        lines.append(f"{entry:40s} # {spec.description}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The README's parameter table."""
+    rows = ["| parameter | default | meaning |", "|---|---|---|"]
+    for spec in PARAMS:
+        choices = f" (one of {', '.join(f'`{c}`' for c in spec.choices)})" if spec.choices else ""
+        runtime = "" if spec.read_only else "; changeable at runtime"
+        default = "`''`" if spec.default == "" else f"`{_yaml_value(spec.default)}`"
+        rows.append(f"| `{spec.name}` | {default} | {spec.description}{choices}{runtime} |")
+    return "\n".join(rows) + "\n"
+
+
+TABLE_BEGIN, TABLE_END = "<!-- parameters: begin (generated) -->", "<!-- parameters: end -->"
+
+
+def generated_files(root) -> dict:
+    """{path: content} of every file generated from ``PARAMS`` (the README with its table replaced)."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    readme = (root / "README.md").read_text()
+    start, end = readme.index(TABLE_BEGIN) + len(TABLE_BEGIN), readme.index(TABLE_END)
+    return {
+        root / "config" / "enhance.yaml": params_yaml(),
+        root / "config" / "enhance.schema.json": json.dumps(json_schema(), indent=2) + "\n",
+        root / "README.md": readme[:start] + "\n" + markdown_table() + readme[end:],
+    }
+
+
 def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | None:
     """Reason to reject a set of parameter changes (None to accept); checks cross-parameter rules too."""
     for name, value in changes.items():
@@ -156,3 +275,20 @@ def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | No
     if get("tile_size") and get("tile_size") <= 2 * get("tile_overlap"):
         return "tile_size must exceed twice tile_overlap"
     return None
+
+
+if __name__ == "__main__":
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="Regenerate (or --check) the files made from the PARAMS table.")
+    parser.add_argument("--write", action="store_true", help="write config/enhance.yaml, the schema and README table")
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2]), help="the source checkout")
+    options = parser.parse_args()
+    stale = [path for path, text in generated_files(options.root).items() if path.read_text() != text]
+    for path, text in generated_files(options.root).items():
+        if options.write and path in stale:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale and not options.write:
+        raise SystemExit(f"out of date: {', '.join(map(str, stale))} (run with --write)")
