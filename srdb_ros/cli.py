@@ -1,14 +1,103 @@
-"""``srdb``: the project's command line. Each sub-command's code lives in its own sub-package and is
-imported only when that command runs, so ``srdb --help`` stays fast."""
+"""``srdb``: the project's command line. It parses, fills the command's typed options dataclass and calls
+the library function (``score_command(ScoreOptions)``, ...); each handler imports its code only when that
+command runs, so ``srdb --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 TASK_CHOICES = ("deblur", "sr", "both")
+
+
+def _options(cls, args):
+    """An options dataclass filled from the parsed arguments of the same names."""
+    import dataclasses
+
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+# -- handlers: each imports its command's code only when that command runs ------------------------------------------
+def _run_info(args) -> int:
+    from .models.summary import InfoOptions, info_command
+
+    return info_command(_options(InfoOptions, args))
+
+
+def _run_export(args) -> int:
+    from .export.onnx_export import ExportOptions, export_command
+
+    return export_command(_options(ExportOptions, args))
+
+
+def _run_build_engine(args) -> int:
+    from .export.tensorrt_build import BuildEngineOptions, build_engine_command
+
+    return build_engine_command(_options(BuildEngineOptions, args))
+
+
+def _run_node(args) -> int:
+    from .ros.launcher import run_node
+
+    return run_node(args.params_file, args.ros_args, args.localhost)
+
+
+def _run_score(args) -> int:
+    from .quality.scoring import ScoreOptions, score_command
+
+    return score_command(_options(ScoreOptions, args))
+
+
+def _run_fig9(args) -> int:
+    from .quality.scoring import Fig9Options, fig9_command
+
+    return fig9_command(_options(Fig9Options, args))
+
+
+def _run_bench(args) -> int:
+    from .benchmark.bench import BenchOptions, bench_command
+
+    return bench_command(_options(BenchOptions, args))
+
+
+def _run_make_bag(args) -> int:
+    from .evaluation.bags import MakeBagOptions, make_bag_command
+
+    return make_bag_command(_options(MakeBagOptions, args))
+
+
+def _run_evaluate(args) -> int:
+    from pathlib import Path
+
+    from .evaluation.evaluate import EvalOptions, evaluate_command
+
+    opts = EvalOptions(
+        Path(args.bag),
+        Path(args.out),
+        attach=args.attach,
+        namespace=args.namespace,
+        rate=args.rate,
+        loops=args.loop,
+        params_file=args.params_file,
+        ros_args=tuple(args.ros_args),
+        domain_id=args.domain_id,
+        realtime=args.realtime,
+        frame_timeout=args.frame_timeout,
+    )
+    return evaluate_command(opts)
+
+
+def _run_demo(args) -> int:
+    from .evaluation.demo import DemoOptions, demo_command
+
+    return demo_command(_options(DemoOptions, args))
+
+
+def _run_blur_preview(args) -> int:
+    from .data.preview import BlurPreviewOptions, blur_preview_command
+
+    return blur_preview_command(_options(BlurPreviewOptions, args))
 
 
 def _model_options(p) -> None:
@@ -36,7 +125,7 @@ def _info(sub) -> None:
         "--model", default="student", help="teacher, student (architecture only) or a .safetensors (default: student)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(entry="srdb_ros.models.summary:main")
+    p.set_defaults(handler=_run_info)
 
 
 def _export(sub) -> None:
@@ -51,7 +140,7 @@ def _export(sub) -> None:
     p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
     p.add_argument("--output", required=True, help="output .onnx path")
     p.add_argument("--fp16", action="store_true", help="export an fp16 graph (for strongly typed TensorRT engines)")
-    p.set_defaults(entry="srdb_ros.export.onnx_export:main")
+    p.set_defaults(handler=_run_export)
 
 
 def _build_engine(sub) -> None:
@@ -69,7 +158,7 @@ def _build_engine(sub) -> None:
     p.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace limit in GiB")
     p.add_argument("--timing-cache", default=None, help="timing cache file (default: next to the engine)")
     p.add_argument("--fp32", action="store_true", help="do not enable FP16 kernels")
-    p.set_defaults(entry="srdb_ros.export.tensorrt_build:main")
+    p.set_defaults(handler=_run_build_engine)
 
 
 class _NodeHelp(argparse.Action):
@@ -104,7 +193,7 @@ def _node(sub) -> None:
         default=True,
         help="keep DDS discovery on this machine (default: on)",
     )
-    p.set_defaults(entry="srdb_ros.ros.launcher:main")
+    p.set_defaults(handler=_run_node)
 
 
 def _run_train(args) -> int:
@@ -179,7 +268,7 @@ def _score(sub) -> None:
     p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
     p.add_argument("--blur-lr", action="store_true", help="sr: motion-blur HR frames before downscaling (Fig. 9)")
     _image_selection(p)
-    p.set_defaults(entry="srdb_ros.quality.scoring:main")
+    p.set_defaults(handler=_run_score)
 
 
 def _image_selection(p) -> None:
@@ -216,7 +305,7 @@ def _fig9(sub) -> None:
     p.add_argument("--span", required=True, help="standalone SPAN (.safetensors from the span_baseline stage)")
     p.add_argument("--hr", required=True, help="folder (or .txt list) of sharp HR frames")
     _image_selection(p)
-    p.set_defaults(entry="srdb_ros.quality.scoring:fig9_main")
+    p.set_defaults(handler=_run_fig9)
 
 
 def _bench(sub) -> None:
@@ -241,7 +330,7 @@ def _bench(sub) -> None:
         "--no-quality", dest="quality", action="store_false", help="skip the output-quality check against the fp32 path"
     )
     p.add_argument("--json", action="store_true", help="print the records as JSON")
-    p.set_defaults(entry="srdb_ros.benchmark.bench:main")
+    p.set_defaults(handler=_run_bench)
 
 
 def _make_bag(sub) -> None:
@@ -264,7 +353,7 @@ def _make_bag(sub) -> None:
         "--ir-max-side", type=int, default=0, help="downscale IR ground truth to this longer side (0 = keep)"
     )
     p.add_argument("--eo-encoding", choices=("bgr8", "rgb8"), default="bgr8")
-    p.set_defaults(entry="srdb_ros.evaluation.bags:main")
+    p.set_defaults(handler=_run_make_bag)
 
 
 def _evaluate(sub) -> None:
@@ -299,7 +388,7 @@ def _evaluate(sub) -> None:
         default=None,
         help="ROS_DOMAIN_ID (default: a private one, or the environment's with --attach)",
     )
-    p.set_defaults(entry="srdb_ros.evaluation.evaluate:main")
+    p.set_defaults(handler=_run_evaluate)
 
 
 def _demo(sub) -> None:
@@ -315,7 +404,7 @@ def _demo(sub) -> None:
     p.add_argument("--fps", type=float, default=1.0, help="replay frame rate (default 1)")
     p.add_argument("--seed", type=int, default=0, help="motion-blur seed")
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch"))
-    p.set_defaults(entry="srdb_ros.evaluation.demo:main")
+    p.set_defaults(handler=_run_demo)
 
 
 def _blur_preview(sub) -> None:
@@ -329,7 +418,7 @@ def _blur_preview(sub) -> None:
     p.add_argument("--eo", default=None, help="EO frame (default: bundled astronaut.png)")
     p.add_argument("--ir", default=None, help="IR frame (default: a bundled HIT-UAV frame)")
     p.add_argument("--seed", type=int, default=0, help="blur seed")
-    p.set_defaults(entry="srdb_ros.data.preview:main")
+    p.set_defaults(handler=_run_blur_preview)
 
 
 COMMANDS = (
@@ -373,12 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        if hasattr(args, "handler"):
-            return int(args.handler(args) or 0)
-        module, _, func = args.entry.partition(":")
-        return int(getattr(importlib.import_module(module), func)(args) or 0)
+        return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"srdb {args.command}: error: {exc}", file=sys.stderr)
         return 2

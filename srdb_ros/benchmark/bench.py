@@ -108,26 +108,42 @@ def make_backends(names: list[str], device: str, model, precision: str, workdir)
     return backends
 
 
-def run_bench(args) -> tuple[list[Record], list[dict]]:
+@dataclass
+class BenchOptions:
+    model: str | None = None  # default: the bundled student
+    random_init: bool = False
+    task: str = "all"
+    backend: str = "all"
+    device: str = "auto"
+    precision: str = "fp16"
+    size: str | None = None  # extra input size WxH
+    repeats: int = 0  # 0: 3 on CPU, 50 on CUDA
+    warmup: int | None = None
+    threads: int = 0
+    quality: bool = True
+    json: bool = False
+
+
+def run_bench(opts: BenchOptions) -> tuple[list[Record], list[dict]]:
     import tempfile
     from pathlib import Path
 
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: torch sees no CUDA GPU")
-    torch.set_num_threads(args.threads or torch.get_num_threads())
-    repeats = args.repeats or (50 if device == "cuda" else 3)
-    warmup = args.warmup if args.warmup is not None else (10 if device == "cuda" else 1)
-    tasks = [args.task] if args.task != "all" else ["deblur", "sr", "both"]
-    names = ["torch", "onnxruntime", "tensorrt"] if args.backend == "all" else [args.backend]
-    model = load_model_or_config(args.model, args.random_init)
+    torch.set_num_threads(opts.threads or torch.get_num_threads())
+    repeats = opts.repeats or (50 if device == "cuda" else 3)
+    warmup = opts.warmup if opts.warmup is not None else (10 if device == "cuda" else 1)
+    tasks = [opts.task] if opts.task != "all" else ["deblur", "sr", "both"]
+    names = ["torch", "onnxruntime", "tensorrt"] if opts.backend == "all" else [opts.backend]
+    model = load_model_or_config(opts.model, opts.random_init)
     base = model.config.base_channels
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as tmp:
-        backends = make_backends(names, device, model, args.precision, Path(tmp))
+        backends = make_backends(names, device, model, opts.precision, Path(tmp))
         for task in tasks:
             sizes = [PAPER_INPUT_SIZES[task]] + (
-                [tuple(int(v) for v in args.size.lower().split("x"))] if args.size else []
+                [tuple(int(v) for v in opts.size.lower().split("x"))] if opts.size else []
             )
             for size in sizes:
                 w, h = size
@@ -150,11 +166,11 @@ def run_bench(args) -> tuple[list[Record], list[dict]]:
                         rec = _record(backend.describe(), dev, task, size, mode, times, peak)
                         rec.ratio_vs_reference = round(ref.median_ms / rec.median_ms, 3)
                         records.append(rec)
-                        if not args.json:
+                        if not opts.json:
                             _print_row(rec)
-                if not args.json:
+                if not opts.json:
                     _print_row(ref)
-        drift = quality_drift(backends, Path(tmp) / "bench_model.safetensors") if args.quality else []
+        drift = quality_drift(backends, Path(tmp) / "bench_model.safetensors") if opts.quality else []
     return records, drift
 
 
@@ -203,15 +219,15 @@ def _print_row(r: Record) -> None:
     )
 
 
-def main(args) -> int:
+def bench_command(opts: BenchOptions) -> int:
     """``srdb bench``."""
-    if not args.json:
+    if not opts.json:
         print(
-            f"srdb bench: model {args.model or 'bundled student'}, device {args.device}; "
+            f"srdb bench: model {opts.model or 'bundled student'}, device {opts.device}; "
             f"ratio = reference median / ours (reference: official MIMO-UNet + SPAN forward, eager fp32)"
         )
-    records, drift = run_bench(args)
-    if args.json:
+    records, drift = run_bench(opts)
+    if opts.json:
         print(json.dumps({"records": [asdict(r) for r in records], "quality_vs_fp32": drift}, indent=2))
         return 0
     print("\noutput quality vs the fp32 PyTorch path on bundled real frames (PSNR difference, dB; limit 0.05):")

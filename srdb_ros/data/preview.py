@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +55,20 @@ def _centre(img: np.ndarray, size: int) -> np.ndarray:
     return img[y : y + size, x : x + size]
 
 
-def main(args) -> int:
+@dataclass
+class BlurPreviewOptions:
+    out: str = "docs/blur_samples.png"
+    eo: str | None = None
+    ir: str | None = None
+    seed: int = 0
+
+
+def blur_preview_command(opts: BlurPreviewOptions) -> int:
     """``srdb blur-preview``."""
     from ..resources import share_dir
 
     samples = share_dir() / "samples"
-    eo = Path(args.eo) if args.eo else samples / "eo" / "astronaut.png"
-    ir = Path(args.ir) if args.ir else samples / "ir" / "hituav_0_60_40_0_01666.jpg"
-    print(blur_preview(eo, ir, Path(args.out), args.seed))
+    eo = Path(opts.eo) if opts.eo else samples / "eo" / "astronaut.png"
+    ir = Path(opts.ir) if opts.ir else samples / "ir" / "hituav_0_60_40_0_01666.jpg"
+    print(blur_preview(eo, ir, Path(opts.out), opts.seed))
     return 0

@@ -281,24 +281,38 @@ def make_bag(
     return {"path": str(output), "storage": storage, "frames": counts, "fps": fps}
 
 
-def main(args) -> int:
+@dataclass
+class MakeBagOptions:
+    output: str
+    eo: str | None = None
+    ir: str | None = None
+    storage: str = "mcap"
+    fps: float = 10.0
+    seed: int = 0
+    max_frames: int = 0
+    eo_max_side: int = 0
+    ir_max_side: int = 0
+    eo_encoding: str = "bgr8"
+
+
+def make_bag_command(opts: MakeBagOptions) -> int:
     """``srdb make-bag``."""
     info = make_bag(
-        args.eo,
-        args.ir,
-        args.output,
-        args.storage,
-        args.fps,
-        args.seed,
+        opts.eo,
+        opts.ir,
+        opts.output,
+        opts.storage,
+        opts.fps,
+        opts.seed,
         4,
-        args.max_frames,
-        args.eo_max_side,
-        args.ir_max_side,
-        args.eo_encoding,
+        opts.max_frames,
+        opts.eo_max_side,
+        opts.ir_max_side,
+        opts.eo_encoding,
     )
     print(
         f"wrote {info['path']} ({info['storage']}): {info['frames']['eo']} EO frames (motion-blurred, "
-        f"{args.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {args.fps:g} fps, "
+        f"{opts.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {opts.fps:g} fps, "
         f"ground truth on <cam>/ground_truth"
     )
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..resources import bundled_model, share_dir
@@ -13,8 +14,18 @@ from .evaluate import EvalOptions, evaluate, print_summary
 MARKER = ".srdb-demo"
 
 
-def main(args) -> int:
-    out = Path(args.out)
+@dataclass
+class DemoOptions:
+    out: str = "demo_out"
+    frames: int = 0
+    fps: float = 1.0
+    seed: int = 0
+    backend: str = "auto"
+
+
+def demo_command(opts: DemoOptions) -> int:
+    """``srdb demo``."""
+    out = Path(opts.out)
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise FileExistsError(f"{out} exists and was not made by `srdb demo`; choose another --out")
@@ -23,13 +34,13 @@ def main(args) -> int:
     (out / MARKER).write_text("made by srdb demo\n")
     samples = share_dir() / "samples"
     t0 = time.monotonic()
-    info = make_bag(samples / "eo", samples / "ir", out / "bag", fps=args.fps, seed=args.seed, max_frames=args.frames)
+    info = make_bag(samples / "eo", samples / "ir", out / "bag", fps=opts.fps, seed=opts.seed, max_frames=opts.frames)
     print(
         f"[1/3] bag {info['path']}: {info['frames']['eo']} EO frames (synthetic motion blur) + {info['frames']['ir']} "
-        f"IR frames (x4 downscaled) at {args.fps:g} fps, with ground truth"
+        f"IR frames (x4 downscaled) at {opts.fps:g} fps, with ground truth"
     )
-    ros_args = ["-p", f"backend:={args.backend}", "-p", "log_every_n:=0"]
-    print(f"[2/3] starting enhance_node (model {bundled_model().name}, backend {args.backend}) and replaying ...")
+    ros_args = ["-p", f"backend:={opts.backend}", "-p", "log_every_n:=0"]
+    print(f"[2/3] starting enhance_node (model {bundled_model().name}, backend {opts.backend}) and replaying ...")
     metrics = evaluate(EvalOptions(out / "bag", out / "report", ros_args=tuple(ros_args)))
     print(f"[3/3] report written in {time.monotonic() - t0:.0f} s")
     print_summary(metrics, out / "report")

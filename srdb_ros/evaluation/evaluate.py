@@ -297,21 +297,8 @@ def print_summary(metrics: dict, out: Path) -> None:
             print(f"    {entry['frames_unanswered']} frame(s) unanswered: {entry['unanswered_reason']}")
 
 
-def main(args) -> int:
+def evaluate_command(opts: EvalOptions) -> int:
     """``srdb evaluate``."""
-    opts = EvalOptions(
-        Path(args.bag),
-        Path(args.out),
-        args.attach,
-        args.namespace,
-        args.rate,
-        args.loop,
-        args.params_file,
-        tuple(args.ros_args),
-        domain_id=args.domain_id,
-        realtime=args.realtime,
-        frame_timeout=args.frame_timeout,
-    )
     metrics = evaluate(opts)
     print_summary(metrics, opts.out)
     return 0

@@ -156,10 +156,19 @@ def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = N
     return path
 
 
-def main(args) -> int:
+@dataclass
+class ExportOptions:
+    output: str
+    model: str | None = None  # default: the bundled student
+    random_init: bool = False
+    task: str = "deblur"
+    fp16: bool = False
+
+
+def export_command(opts: ExportOptions) -> int:
     """``srdb export``."""
-    model = load_model_or_config(args.model, args.random_init)
-    result = export_onnx(model, args.task, args.output, fp16=args.fp16)
+    model = load_model_or_config(opts.model, opts.random_init)
+    result = export_onnx(model, opts.task, opts.output, fp16=opts.fp16)
     print(
         f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
         f"outputs {task_outputs(result.task)})"

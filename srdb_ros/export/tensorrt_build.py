@@ -151,7 +151,19 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise ValueError(f"bad shape {text!r}; write NxCxHxW, e.g. 1x3x984x1240") from exc
 
 
-def main(args) -> int:
+@dataclass
+class BuildEngineOptions:
+    onnx: str
+    output: str
+    min_shape: str = "1x3x64x64"
+    opt_shape: str = "1x3x984x1240"
+    max_shape: str = "2x3x1088x1920"
+    workspace_gib: float = 4.0
+    timing_cache: str | None = None
+    fp32: bool = False
+
+
+def build_engine_command(opts: BuildEngineOptions) -> int:
     """``srdb build-engine``."""
     try:
         import tensorrt  # noqa: F401
@@ -162,14 +174,14 @@ def main(args) -> int:
         )
         return 2
     profile = {
-        "min": parse_shape(args.min_shape),
-        "opt": parse_shape(args.opt_shape),
-        "max": parse_shape(args.max_shape),
+        "min": parse_shape(opts.min_shape),
+        "opt": parse_shape(opts.opt_shape),
+        "max": parse_shape(opts.max_shape),
     }
-    info = build_engine(args.onnx, args.output, profile, args.workspace_gib, args.timing_cache, fp16=not args.fp32)
+    info = build_engine(opts.onnx, opts.output, profile, opts.workspace_gib, opts.timing_cache, fp16=not opts.fp32)
     print(
-        f"wrote {args.output} for {info.gpu_name} (TensorRT {info.tensorrt_version}, {info.precision}); "
-        f"description in {EngineInfo.sidecar(args.output)}"
+        f"wrote {opts.output} for {info.gpu_name} (TensorRT {info.tensorrt_version}, {info.precision}); "
+        f"description in {EngineInfo.sidecar(opts.output)}"
     )
     print(f"input '{INPUT_NAME}' profile min {profile['min']} opt {profile['opt']} max {profile['max']}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -41,9 +42,16 @@ def summarize(spec: str) -> dict:
     return summary
 
 
-def main(args) -> int:
-    s = summarize(args.model)
-    if args.json:
+@dataclass
+class InfoOptions:
+    model: str = "student"  # teacher, student (architecture only) or a .safetensors
+    json: bool = False
+
+
+def info_command(opts: InfoOptions) -> int:
+    """``srdb info``."""
+    s = summarize(opts.model)
+    if opts.json:
         print(json.dumps(s, indent=2))
         return 0
     print(

@@ -147,19 +147,39 @@ def fig9(
     } | {"count": len(pairs)}
 
 
-def fig9_main(args) -> int:
+@dataclass(kw_only=True)
+class ScoringSelection:
+    """The model, the test blur and the images a scoring command uses (shared by score and fig9)."""
+
+    model: str | None = None  # default: the bundled student
+    random_init: bool = False
+    blur_seed: int = 1234
+    blur_length: tuple[float, float] = (15.0, 45.0)
+    blur_model: str = "camera"
+    max_images: int = 0
+    crop: int = 0
+    json: bool = False
+
+
+@dataclass(kw_only=True)
+class Fig9Options(ScoringSelection):
+    span: str
+    hr: str
+
+
+def fig9_command(opts: Fig9Options) -> int:
     """``srdb fig9``."""
     from ..models import load_model_or_config, load_span
 
     result = fig9(
-        load_model_or_config(args.model, args.random_init),
-        load_span(args.span),
-        args.hr,
-        eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length),
-        args.max_images,
-        args.crop,
+        load_model_or_config(opts.model, opts.random_init),
+        load_span(opts.span),
+        opts.hr,
+        eval_synthesizer(opts.blur_model, opts.blur_seed, *opts.blur_length),
+        opts.max_images,
+        opts.crop,
     )
-    if args.json:
+    if opts.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"x4 SR of motion-blurred LR frames ({result['count']} images, Y channel, 4-px border):")
@@ -168,32 +188,40 @@ def fig9_main(args) -> int:
     return 0
 
 
-def main(args) -> int:
+@dataclass(kw_only=True)
+class ScoreOptions(ScoringSelection):
+    task: str
+    pairs: str | None = None
+    hr: str | None = None
+    blur_lr: bool = False
+
+
+def score_command(opts: ScoreOptions) -> int:
     """``srdb score``."""
     from ..models import load_model_or_config
 
-    model = load_model_or_config(args.model, args.random_init).eval()
-    synth = eval_synthesizer(args.blur_model, args.blur_seed, *args.blur_length)
-    if args.task == "deblur":
-        if args.pairs and (Path(args.pairs) / "blur").is_dir():
-            pairs = deblur_pairs_from_folders(args.pairs)
+    model = load_model_or_config(opts.model, opts.random_init).eval()
+    synth = eval_synthesizer(opts.blur_model, opts.blur_seed, *opts.blur_length)
+    if opts.task == "deblur":
+        if opts.pairs and (Path(opts.pairs) / "blur").is_dir():
+            pairs = deblur_pairs_from_folders(opts.pairs)
         else:
-            folder = args.pairs or args.hr
+            folder = opts.pairs or opts.hr
             if not folder:
                 raise ValueError("give --pairs DIR (with blur/ and sharp/) or a sharp folder with --pairs/--hr")
-            pairs = deblur_pairs_from_sharp(folder, max_images=args.max_images, crop=args.crop, synthesizer=synth)
+            pairs = deblur_pairs_from_sharp(folder, max_images=opts.max_images, crop=opts.crop, synthesizer=synth)
     else:
-        if not args.hr:
+        if not opts.hr:
             raise ValueError("--task sr needs --hr DIR (high-resolution frames)")
         pairs = sr_pairs_from_hr(
-            args.hr, SCALE, args.max_images, args.crop, synthesizer=synth if args.blur_lr else None
+            opts.hr, SCALE, opts.max_images, opts.crop, synthesizer=synth if opts.blur_lr else None
         )
-    result = score(model, pairs, args.task)
-    if args.json:
+    result = score(model, pairs, opts.task)
+    if opts.json:
         print(json.dumps(result, indent=2))
         return 0
-    baseline_name = "blurry input" if args.task == "deblur" else "bicubic"
-    convention = "RGB" if args.task == "deblur" else "Y channel, 4-px border"
+    baseline_name = "blurry input" if opts.task == "deblur" else "bicubic"
+    convention = "RGB" if opts.task == "deblur" else "Y channel, 4-px border"
     print(f"{'image':40s} {'model PSNR':>10s} {'SSIM':>6s} {baseline_name + ' PSNR':>18s} {'SSIM':>6s}")
     for r in result["images"]:
         print(

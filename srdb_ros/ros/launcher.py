@@ -36,9 +36,9 @@ def start_node(
     )
 
 
-def main(args) -> int:
-    """``srdb node``."""
+def run_node(params_file: str | Path | None = None, ros_args: list[str] | None = None, localhost: bool = True) -> int:
+    """``srdb node``: the node in this process, with the environment the ROS wheels need."""
     from .enhance_node import main as node_main
 
-    apply_to_current_process(localhost=args.localhost)
-    return node_main(node_command(args.params_file, args.ros_args)[2:])
+    apply_to_current_process(localhost=localhost)
+    return node_main(node_command(params_file, ros_args)[2:])
