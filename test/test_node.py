@@ -222,8 +222,42 @@ def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
         ros_args=["-p", "backend:=torch", "-p", f"weights_path:={tmp_path / 'gone.safetensors'}"],
         log_path=tmp_path / "log",
     )
-    assert proc.wait(timeout=60) == 1
+    assert proc.wait(timeout=60) == 2
     assert "gone.safetensors: weight file not found" in (tmp_path / "log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-p", "diagnostics.window:=0"], "diagnostics.window must be >= 2"),
+        (["-p", "diagnostics.period:=0.0"], "diagnostics.period must be >= 0.05"),
+        (["-p", "tile_size:=-5"], "tile_size must be >= 0"),
+        (["-p", "tile_size:=33"], "tile_size must be 0 (off) or at least 2 * tile_overlap + 32"),
+        (["-p", "tile_size:=16.0"], "tile_size must be a int, got float"),
+        (["-p", "precision:=fp64"], "precision must be one of"),
+        (["-p", "eo.taks:=sr"], "unknown parameter 'eo.taks'; did you mean eo.task?"),
+        (["-p", "device:=cuda", "-p", "backend:=torch"], "no CUDA GPU"),
+    ],
+)
+def test_invalid_start_values_end_the_node_with_one_line_and_exit_2(tmp_path, args, says):
+    import torch
+
+    if "device:=cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = start_node(ros_args=args, log_path=tmp_path / "log")
+    assert proc.wait(timeout=90) == 2
+    log = (tmp_path / "log").read_text()
+    assert says in log, log
+    assert "Traceback" not in log and len([line for line in log.splitlines() if "cannot start" in line]) == 1
+
+
+def test_use_sim_time_is_accepted(tmp_path, student_weights):
+    from srdb_ros.ros.params import SPECS, check_overrides, descriptor, validate
+
+    check_overrides({"use_sim_time": True, "qos_overrides./eo/image_raw.subscription.depth": 5})
+    assert validate({"use_sim_time": True}, lambda name: SPECS[name].default) is None
+    assert descriptor(SPECS["tile_overlap"]).integer_range[0].to_value == 1024
+    assert descriptor(SPECS["agc.high_percentile"]).floating_point_range[0].to_value == 100.0
 
 
 def test_launch_file_declares_its_arguments():

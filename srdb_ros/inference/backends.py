@@ -340,6 +340,8 @@ def create_backend(
     files = files or ModelFiles()
     if kind not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, got {kind!r}")
+    if device == "cuda" and not _cuda_available():
+        raise BackendError("device is cuda but torch sees no CUDA GPU; use device auto to fall back to the CPU")
     if kind == "tensorrt":
         return TensorRTBackend(files, force_rebuild=force_engine_update)
     if kind == "onnxruntime":

@@ -27,7 +27,7 @@ from ..models import WeightFileError
 from ..resources import bundled_model
 from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
 from .diagnostics import CameraStats, camera_status
-from .params import declare_all, usage, validate
+from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
 
 LOG_THROTTLE_S = 2.0
 
@@ -251,6 +251,11 @@ def _agc_from(values: dict) -> AGCConfig:
     )
 
 
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``enhance_node`` (``ros2 run srdb_ros enhance_node``)."""
     argv = list(argv if argv is not None else sys.argv)
@@ -258,16 +263,23 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in own or "--help" in own:
         print(usage())
         return 0
+    try:
+        check_overrides(command_line_values(argv))
+    except ParameterError as exc:
+        print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2
     rclpy.init(args=argv)
     node = None
     try:
         node = EnhanceNode()
         rclpy.spin(node)
-    except (BackendError, WeightFileError, FileNotFoundError, ValueError) as exc:
-        print(f"enhance_node: cannot start: {exc}", file=sys.stderr)
-        return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (BackendError, WeightFileError, OSError, ValueError, RuntimeError) as exc:
+        if node is None and not rclpy.ok():  # a signal shut the context down while the node was starting
+            return 0
+        print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 2
     finally:
         if node is not None:
             node.destroy_node()

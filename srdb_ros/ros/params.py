@@ -27,6 +27,7 @@ class ParamSpec:
     read_only: bool = False
     choices: tuple | None = None
     minimum: float | None = None
+    maximum: float | None = None
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable (None when it is)."""
@@ -36,6 +37,8 @@ class ParamSpec:
             return f"{self.name} must be one of {list(self.choices)}, got {value!r}"
         if self.minimum is not None and value < self.minimum:
             return f"{self.name} must be >= {self.minimum}, got {value!r}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{self.name} must be <= {self.maximum}, got {value!r}"
         return None
 
 
@@ -75,8 +78,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         False,
         AGC_MODES,
     ),
-    ParamSpec("agc.low_percentile", 1.0, "Percentile mapped to black (percentile mode)", False, None, 0.0),
-    ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0),
+    ParamSpec("agc.low_percentile", 1.0, "Percentile mapped to black (percentile mode)", False, None, 0.0, 100.0),
+    ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0, 100.0),
     ParamSpec("agc.fixed_min", 0.0, "Count mapped to black (fixed mode)"),
     ParamSpec("agc.fixed_max", 65535.0, "Count mapped to white (fixed mode)"),
     ParamSpec("input_qos", "sensor_data", "Input QoS: sensor_data (best effort) or reliable", True, INPUT_QOS),
@@ -92,7 +95,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_pixels", 4096 * 4096, "Frames with more pixels are rejected (logged, counted)", False, None, 1),
     ParamSpec("min_side", 4, "Frames with a smaller side are rejected", False, None, 1),
     ParamSpec("tile_size", 0, "Run frames larger than this (pixels) in overlapping tiles; 0 = never", False, None, 0),
-    ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0),
+    ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0, 1024),
     ParamSpec(
         "diagnostics.min_rate",
         0.0,
@@ -101,26 +104,84 @@ PARAMS: tuple[ParamSpec, ...] = (
         None,
         0.0,
     ),
-    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages", True, None, 0.05),
-    ParamSpec("diagnostics.window", 100, "Frames in the latency statistics window", True, None, 2),
+    ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages", True, None, 0.05, 3600.0),
+    ParamSpec("diagnostics.window", 100, "Frames in the latency statistics window", True, None, 2, 100000),
     ParamSpec("hardware_id", "srdb_enhancer", "hardware_id reported on /diagnostics", True),
     ParamSpec("log_every_n", 100, "Log one INFO line per this many frames per camera; 0 = never", False, None, 0),
 )
 
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+MIN_TILE_STEP = 32  # tile_size - 2 * tile_overlap: smaller steps make tiling degenerate (thousands of tiles)
+ROS_OWN = ("use_sim_time", "start_type_description_service")  # declared by rclpy itself
+ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
+class ParameterError(ValueError):
+    """A parameter given to the node at start is unknown, of the wrong type or out of range."""
+
+
+def descriptor(spec: ParamSpec):
+    """The rclpy ParameterDescriptor of a parameter: description, read-only flag and numeric range."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    extra = f" (one of {', '.join(spec.choices)})" if spec.choices else ""
+    d = ParameterDescriptor(description=spec.description + extra, read_only=spec.read_only)
+    if isinstance(spec.default, bool) or spec.minimum is None:
+        return d
+    if isinstance(spec.default, int):
+        top = int(spec.maximum) if spec.maximum is not None else 2**62
+        d.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=top, step=1)]
+    elif isinstance(spec.default, float):
+        top = float(spec.maximum) if spec.maximum is not None else 1e300
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum), to_value=top, step=0.0)]
+    return d
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Reject start-up values (``-p``, parameter files) that name no parameter or have the wrong type, with the
+    closest known name; rclpy alone would ignore them silently."""
+    import difflib
+
+    for name, value in overrides.items():
+        if name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        spec = SPECS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, SPECS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; `enhance_node --help` lists them"
+            raise ParameterError(f"unknown parameter {name!r}{hint}")
+        reason = spec.check(value)
+        if reason:
+            raise ParameterError(reason)
+
+
+def command_line_values(argv: list[str]) -> dict[str, Any]:
+    """``-p NAME:=VALUE`` pairs of a ROS command line, typed as rcl types them (YAML). rcl drops a ``-p`` whose
+    type differs from a parameter file's value without a word, so they are checked from the command line."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for flag, item in zip(argv, argv[1:]):
+        if flag in ("-p", "--param") and ":=" in item:
+            name, _, text = item.partition(":=")
+            try:
+                values[name] = yaml.safe_load(text)
+            except yaml.YAMLError:
+                values[name] = text
+    return values
 
 
 def declare_all(node) -> None:
-    """Declare every parameter on an rclpy node with a descriptor."""
-    from rcl_interfaces.msg import ParameterDescriptor
-
+    """Validate the node's start-up values by the runtime rules, then declare every parameter with its
+    descriptor. Raises :class:`ParameterError` (one line) for anything invalid."""
+    overrides = {name: p.value for name, p in getattr(node, "_parameter_overrides", {}).items()}
+    check_overrides(overrides)
+    start = {spec.name: overrides.get(spec.name, spec.default) for spec in PARAMS}
+    reason = validate(start, lambda name: start[name])
+    if reason:
+        raise ParameterError(reason)
     for spec in PARAMS:
-        extra = f" (one of {', '.join(spec.choices)})" if spec.choices else ""
-        node.declare_parameter(
-            spec.name,
-            spec.default,
-            ParameterDescriptor(description=spec.description + extra, read_only=spec.read_only),
-        )
+        node.declare_parameter(spec.name, spec.default, descriptor(spec))
 
 
 TOPICS = (
@@ -183,6 +244,8 @@ def json_schema() -> dict:
             entry["enum"] = list(spec.choices)
         if spec.minimum is not None:
             entry["minimum"] = spec.minimum
+        if spec.maximum is not None:
+            entry["maximum"] = spec.maximum
         node["properties"][leaf] = entry
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -258,6 +321,8 @@ def generated_files(root) -> dict:
 def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | None:
     """Reason to reject a set of parameter changes (None to accept); checks cross-parameter rules too."""
     for name, value in changes.items():
+        if name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
+            continue  # rclpy's own parameters (use_sim_time, ...) are rclpy's to check
         spec = SPECS.get(name)
         if spec is None:
             return f"unknown parameter {name}"
@@ -272,8 +337,8 @@ def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | No
         return "agc percentiles must satisfy low < high <= 100"
     if not get("agc.fixed_min") < get("agc.fixed_max"):
         return "agc.fixed_min must be below agc.fixed_max"
-    if get("tile_size") and get("tile_size") <= 2 * get("tile_overlap"):
-        return "tile_size must exceed twice tile_overlap"
+    if get("tile_size") and get("tile_size") < 2 * get("tile_overlap") + MIN_TILE_STEP:
+        return f"tile_size must be 0 (off) or at least 2 * tile_overlap + {MIN_TILE_STEP}"
     return None
 
 
