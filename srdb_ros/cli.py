@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="srdb_ros: integrated motion deblurring and x4 super-resolution for EO/IR cameras. "
         "Run `srdb COMMAND --help` for each command.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -467,8 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"srdb {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - one line for the user; -v shows the traceback
+        if args.verbose:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"srdb {args.command}: error: {message[:800]}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,9 @@ Bags carry the message type definitions and offered QoS profiles that ``ros2 bag
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,12 +244,32 @@ def make_bag(
     """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside."""
     if eo_dir is None and ir_dir is None:
         raise ValueError("give at least one of --eo and --ir")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    output = Path(output)
+    if output.exists():
+        raise FileExistsError(f"{output} exists; choose another output or remove it")
     synth = synthesizer or MotionBlurSynthesizer(seed=seed)
     eo_files = list_images(eo_dir)[: max_frames or None] if eo_dir else []
     ir_files = list_images(ir_dir)[: max_frames or None] if ir_dir else []
+    if not eo_files and not ir_files:
+        raise ValueError(f"no images found in {' or '.join(str(d) for d in (eo_dir, ir_dir) if d)}")
     period = int(1e9 / fps)
-    counts = {"eo": 0, "ir": 0}
-    with BagWriter(output, storage) as bag:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))  # renamed when complete
+    try:
+        _write_bag(
+            staging / "bag", storage, eo_files, ir_files, eo_encoding, synth, eo_max_side, ir_max_side, period, scale
+        )
+        os.replace(staging / "bag", output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    counts = {"eo": len(eo_files), "ir": len(ir_files)}
+    return {"path": str(output), "storage": storage, "frames": counts, "fps": fps}
+
+
+def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, eo_max_side, ir_max_side, period, scale):
+    with BagWriter(path, storage) as bag:
         for i in range(max(len(eo_files), len(ir_files))):
             stamp = START_NS + i * period
             if i < len(eo_files):
@@ -262,12 +285,13 @@ def make_bag(
                 bag.write("/eo/image_raw", image_message(blurred, eo_encoding, stamp, "eo_optical"), stamp, SENSOR_QOS)
                 bag.write("/eo/camera_info", camera_info_message(w, h, stamp, "eo_optical"), stamp, SENSOR_QOS)
                 bag.write("/eo/ground_truth", image_message(sharp, eo_encoding, stamp, "eo_optical"), stamp)
-                counts["eo"] += 1
             if i < len(ir_files):
                 hr = _fit(_read_raw(ir_files[i]), ir_max_side, scale)
                 if hr.ndim == 3:
                     hr = cv2.cvtColor(hr[:, :, :3], cv2.COLOR_BGR2GRAY)
                 encoding = "mono16" if hr.dtype == np.uint16 else "mono8"
+                if min(hr.shape[:2]) < 2 * scale:
+                    raise ValueError(f"{ir_files[i]}: {hr.shape[1]}x{hr.shape[0]} is too small to downscale x{scale}")
                 lr = downscale(hr, scale)
                 bag.write("/ir/image_raw", image_message(lr, encoding, stamp, "ir_optical"), stamp, SENSOR_QOS)
                 bag.write(
@@ -277,8 +301,6 @@ def make_bag(
                     SENSOR_QOS,
                 )
                 bag.write("/ir/ground_truth", image_message(hr, encoding, stamp, "ir_optical"), stamp)
-                counts["ir"] += 1
-    return {"path": str(output), "storage": storage, "frames": counts, "fps": fps}
 
 
 @dataclass

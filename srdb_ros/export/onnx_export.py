@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..core.contract import INPUT_NAME, PAD_MULTIPLE, TASKS, full_scale, output_tasks, task_outputs
+from ..core.files import atomic_output
 from ..models import SRDeblurNet, load_model_or_config
 
 LOG = logging.getLogger(__name__)
@@ -71,31 +72,30 @@ def export_onnx(
     names = task_outputs(task)
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({n: {0: "batch", 2: f"{n}_height", 3: f"{n}_width"} for n in names})
-    tmp = output.with_name(output.name + ".tmp")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph,
-            (dummy,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=names,
-            dynamic_axes=dynamic,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
-    meta = {
-        "task": task,
-        "srdb_config": json.dumps(model.config.to_dict()),
-        "multiple": str(PAD_MULTIPLE),
-        "upscale": str(model.upscale),
-        "precision": "fp16" if fp16 else "fp32",
-    }
-    onnx.helper.set_model_props(proto, meta)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    tmp.replace(output)
+    with atomic_output(output) as tmp:  # a unique name beside the output: never a half-written .onnx
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                (dummy,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=names,
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        proto = onnx.load(str(tmp))
+        meta = {
+            "task": task,
+            "srdb_config": json.dumps(model.config.to_dict()),
+            "multiple": str(PAD_MULTIPLE),
+            "upscale": str(model.upscale),
+            "precision": "fp16" if fp16 else "fp32",
+        }
+        onnx.helper.set_model_props(proto, meta)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
     diff = (
         check_parity(model, output, task, size=(h + 8, w + 12), tolerance=0.05 if fp16 else PARITY_TOLERANCE)
         if check

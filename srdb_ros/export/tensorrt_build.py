@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..core.contract import INPUT_NAME
+from ..core.files import atomic_output
 from .onnx_export import file_digest, onnx_task
 
 LOG = logging.getLogger(__name__)
@@ -124,9 +125,8 @@ def build_engine(
     if serialized is None:
         raise EngineError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(engine_path)
+    with atomic_output(engine_path) as tmp:
+        tmp.write_bytes(bytes(serialized))
     cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     info = EngineInfo(
         tensorrt_version=version,

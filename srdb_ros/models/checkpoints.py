@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +11,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..core.files import atomic_output
 from .mimo_unet import DECODER_FEAT_EXTRACT, ENCODER_FEAT_EXTRACT
 from .span import SPAN, refresh_fused
 from .srdb_net import CONFIGS, ModelConfig, SRDeblurNet, build_model
@@ -40,18 +39,9 @@ def save_model(model: SRDeblurNet, path: str | Path, extra_metadata: dict[str, s
 
 def _atomic_save_file(tensors: dict, path: str | Path, metadata: dict[str, str]) -> Path:
     """safetensors to a unique temporary file in the target folder (never a planted name), then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -100,6 +90,8 @@ def load_model_or_config(spec: str | Path | None = None, random_init: bool = Fal
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise WeightFileError(f"{path}: not a regular file (a folder or device); pass a .safetensors file")
     if not path.is_file():
         raise WeightFileError(f"{path}: weight file not found; pass an existing file or train/export one first")
     return path

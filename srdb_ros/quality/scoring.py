@@ -216,6 +216,8 @@ def score_command(opts: ScoreOptions) -> int:
         pairs = sr_pairs_from_hr(
             opts.hr, SCALE, opts.max_images, opts.crop, synthesizer=synth if opts.blur_lr else None
         )
+    if not pairs:
+        raise ValueError(f"no images found in {opts.pairs or opts.hr}")
     result = score(model, pairs, opts.task)
     if opts.json:
         print(json.dumps(result, indent=2))

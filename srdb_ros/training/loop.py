@@ -7,9 +7,7 @@ import contextlib
 import csv
 import logging
 import math
-import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from ..core.files import atomic_output
 from ..data.datasets import collate
 from .config import TRAINING_STAGES, StageConfig, TrainConfig
 
@@ -70,16 +69,8 @@ def _to_device(batch, device, channels_last: bool = False):
 
 def atomic_torch_save(obj: dict, path: Path) -> None:
     """``torch.save`` to a unique temporary file in the target folder, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, mode=0o600) as tmp:
+        torch.save(obj, tmp)
 
 
 def stage_budget(ctx: Context, stage: str, section: StageConfig) -> float | None:
