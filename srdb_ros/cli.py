@@ -19,6 +19,12 @@ def _options(cls, args):
 
 
 # -- handlers: each imports its command's code only when that command runs ------------------------------------------
+def _run_enhance(args) -> int:
+    from .inference.files import EnhanceOptions, enhance_command
+
+    return enhance_command(_options(EnhanceOptions, args))
+
+
 def _run_info(args) -> int:
     from .models.summary import InfoOptions, info_command
 
@@ -421,6 +427,25 @@ def _blur_preview(sub) -> None:
     p.set_defaults(handler=_run_blur_preview)
 
 
+def _enhance(sub) -> None:
+    p = sub.add_parser(
+        "enhance",
+        help="run the model on image files and write the results (optionally side by side)",
+        description="Deblur and/or x4 super-resolve image files or folders (8/16-bit, grey or colour, any size) "
+        "with the bundled student or --model, and write <name>_deblurred.png / <name>_super_resolved.png "
+        "into --out (with --side-by-side, also the input next to each result).",
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
+    p.add_argument("--model", default=None, help="a .safetensors file (default: the bundled trained student)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--side-by-side", action="store_true", help="also write input | output panels")
+    p.add_argument("--max-side", type=int, default=0, help="downscale inputs to this longer side first (0 = keep)")
+    p.set_defaults(handler=_run_enhance)
+
+
 COMMANDS = (
     _info,
     _export,
@@ -434,6 +459,7 @@ COMMANDS = (
     _evaluate,
     _demo,
     _blur_preview,
+    _enhance,
 )
 
 

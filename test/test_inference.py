@@ -347,3 +347,39 @@ def test_force_engine_update_reaches_tensorrt_under_auto(monkeypatch, student_we
     with pytest.raises(backends.BackendError):
         backends.create_backend("tensorrt", files, force_engine_update=True)
     assert calls == [True, True]
+
+
+def test_srdb_enhance_writes_results_and_side_by_side_panels(tmp_path, student_weights):
+    import cv2
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "grey16.png"), np.full((40, 52), 30000, np.uint16))
+    cv2.imwrite(str(folder / "colour.png"), np.random.default_rng(0).integers(0, 256, (36, 44, 3), dtype=np.uint8))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srdb_ros.cli",
+            "enhance",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--task",
+            "both",
+            "--model",
+            str(student_weights),
+            "--backend",
+            "torch",
+            "--side-by-side",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    sr = cv2.imread(str(tmp_path / "out" / "colour_super_resolved.png"), cv2.IMREAD_UNCHANGED)
+    deblurred = cv2.imread(str(tmp_path / "out" / "grey16_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    assert sr.shape == (144, 176, 3) and deblurred.shape == (40, 52) and deblurred.dtype == np.uint16
+    panel = cv2.imread(str(tmp_path / "out" / "colour_super_resolved_side_by_side.png"))
+    assert panel.shape[1] == 2 * 176 + 6
