@@ -278,15 +278,21 @@ def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
 
     engine = tmp_path / "e.engine"
     engine.write_bytes(b"x")
-    tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t").save(
-        engine
-    )
+    digest = tensorrt_build.file_digest(engine)
+    info = tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t")
+    info.save(engine)
+    monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6"))
+    assert "no engine checksum" in tensorrt_build.engine_mismatch(engine)
+    info.engine_sha256 = digest
+    info.save(engine)
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.3.0", "NVIDIA H100", "9.0"))
     assert "TensorRT 10.0.1" in tensorrt_build.engine_mismatch(engine)
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA H100", "9.0"))
     assert "RTX A4500" in tensorrt_build.engine_mismatch(engine)
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6"))
     assert tensorrt_build.engine_mismatch(engine) is None
+    engine.write_bytes(b"y")  # swapped after the build: refused before TensorRT ever sees it
+    assert "does not match the checksum" in tensorrt_build.engine_mismatch(engine)
     with pytest.raises(tensorrt_build.EngineError, match="rebuild"):
         tensorrt_build.EngineInfo.load(tmp_path / "other.engine")
 

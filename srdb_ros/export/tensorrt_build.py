@@ -33,6 +33,7 @@ class EngineInfo:
     precision: str
     profile: dict
     built_at: str
+    engine_sha256: str = ""  # of the engine file itself, checked before it is deserialized
 
     @staticmethod
     def sidecar(engine_path: str | Path) -> Path:
@@ -64,8 +65,16 @@ def current_platform() -> tuple[str, str, str]:
 
 
 def engine_mismatch(engine_path: str | Path, onnx_path: str | Path | None = None) -> str | None:
-    """Why the engine cannot be used here (None when it matches this machine and the ONNX)."""
+    """Why the engine cannot be used here (None when it matches this machine and the ONNX).
+
+    An engine is native code to TensorRT: its sha256 must match the one its description recorded when it was
+    built, or it is not deserialized at all (a swapped or damaged file is refused).
+    """
     info = EngineInfo.load(engine_path)
+    if not info.engine_sha256:
+        return "its description records no engine checksum (built by an older srdb_ros)"
+    if file_digest(engine_path) != info.engine_sha256:
+        return "the engine file does not match the checksum in its description (damaged or replaced)"
     version, gpu, cc = current_platform()
     if info.tensorrt_version != version:
         return f"built with TensorRT {info.tensorrt_version}, this machine has {version}"
@@ -137,6 +146,7 @@ def build_engine(
         precision="fp16" if (fp16 or fp16_graph) else "fp32",
         profile={k: list(v) for k, v in profile.items()},
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        engine_sha256=file_digest(engine_path),
     )
     info.save(engine_path)
     LOG.info("built %s in %.1f s (%s, %s)", engine_path, time.perf_counter() - start, gpu, info.precision)

@@ -279,6 +279,11 @@ class TensorRTBackend(Backend):
                     reason = str(exc)
         if reason is None:
             return path
+        if path.is_file() and not self.force_rebuild:  # never overwrite an engine the user gave without asking
+            raise BackendError(
+                f"{path}: cannot use this engine ({reason}); rebuild it with `srdb build-engine` or start with "
+                f"force_engine_update:=true to replace it"
+            )
         if not (self.rebuild and onnx_path is not None and Path(onnx_path).is_file()):
             raise BackendError(
                 f"{path}: cannot use this engine ({reason}); rebuild it with "
