@@ -45,7 +45,8 @@ def validate_image(msg, max_pixels: int = 0, min_side: int = 1) -> EncodingSpec:
     """The message's encoding spec, or :class:`ImageConversionError` saying what is wrong with it."""
     spec = ENCODINGS.get(msg.encoding)
     if spec is None:
-        raise ImageConversionError(f"unsupported encoding {msg.encoding!r}; supported: {', '.join(ENCODINGS)}")
+        shown = msg.encoding if len(msg.encoding) <= 32 else msg.encoding[:29] + "..."
+        raise ImageConversionError(f"unsupported encoding {shown!r}; supported: {', '.join(ENCODINGS)}")
     h, w = int(msg.height), int(msg.width)
     if h < min_side or w < min_side:
         raise ImageConversionError(f"image {w}x{h} is smaller than the minimum side {min_side}")

@@ -11,6 +11,12 @@ import numpy as np
 
 STAGES = ("convert", "preprocess", "infer", "postprocess", "publish", "total")
 OK, WARN, ERROR = 0, 1, 2
+TEXT_LIMIT = 200  # characters of any text put on /diagnostics (a hostile encoding name can be megabytes)
+
+
+def clip_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -23,10 +29,10 @@ class CameraStats:
     dropped: int = 0
     errors: int = 0
     last_error: str = ""
+    last_error_at: float = -1e18
     _lat: dict[str, deque] = field(default_factory=dict)
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
-    _errors_seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_receive(self, replaced_pending: bool) -> None:
@@ -46,14 +52,19 @@ class CameraStats:
     def on_error(self, reason: str) -> None:
         with self._lock:
             self.errors += 1
-            self.last_error = reason
+            self.last_error = clip_text(reason)
+            self.last_error_at = time.monotonic()
 
     @staticmethod
     def _rate(times: deque, horizon: float, now: float) -> float:
+        """Events per second over the last ``horizon`` seconds; when the bounded history does not reach back that
+        far (a fast stream), over the span it does cover, so the estimate never saturates."""
         recent = [t for t in times if now - t <= horizon]
+        if len(recent) == times.maxlen and now > recent[0]:
+            return (len(recent) - 1) / (now - recent[0])
         return len(recent) / horizon if recent else 0.0
 
-    def snapshot(self, horizon: float = 5.0) -> dict:
+    def snapshot(self, horizon: float = 5.0, error_hold: float = 5.0) -> dict:
         """Rates over the last ``horizon`` seconds, latency percentiles over the window, and counters."""
         now = time.monotonic()
         with self._lock:
@@ -62,12 +73,11 @@ class CameraStats:
                 "published": self.published,
                 "dropped": self.dropped,
                 "errors": self.errors,
-                "new_errors": self.errors - self._errors_seen,
+                "error_active": now - self.last_error_at <= error_hold,
                 "last_error": self.last_error,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
                 "output_rate_hz": self._rate(self._out_times, horizon, now),
             }
-            self._errors_seen = self.errors
             for stage, values in self._lat.items():
                 arr = np.asarray(values)
                 snap[f"{stage}_ms"] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.max()))
@@ -79,8 +89,8 @@ def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backe
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     level, message = OK, "ok"
-    if snap["new_errors"]:
-        level, message = ERROR, f"{snap['new_errors']} frame(s) failed: {snap['last_error']}"
+    if snap["error_active"]:
+        level, message = ERROR, clip_text(f"{snap['errors']} frame(s) failed so far; last: {snap['last_error']}")
     elif min_rate > 0 and snap["input_rate_hz"] > 0 and snap["output_rate_hz"] < min_rate:
         level, message = WARN, f"output rate {snap['output_rate_hz']:.1f} Hz below minimum {min_rate:.1f} Hz"
     elif snap["received"] == 0:

@@ -11,6 +11,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import rclpy
@@ -26,10 +27,11 @@ from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, cr
 from ..models import WeightFileError
 from ..resources import bundled_model
 from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
-from .diagnostics import CameraStats, camera_status
+from .diagnostics import CameraStats, camera_status, clip_text
 from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
 
 LOG_THROTTLE_S = 2.0
+LOG_KINDS = 64
 
 
 @dataclass
@@ -63,7 +65,7 @@ class EnhanceNode(Node):
         super().__init__("enhance_node", **kwargs)
         declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._last_warning: dict[tuple[str, str], float] = {}
+        self._last_warning: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.enhancer = Enhancer(self._make_backend(), self._agc(), self._p("tile_size"), self._p("tile_overlap"))
         self.backend_name = self.enhancer.backend.describe()
         depth = self._p("qos_depth")
@@ -208,12 +210,17 @@ class EnhanceNode(Node):
             )
 
     def _fail(self, cam: Camera, reason: str) -> None:
-        """Count a failed frame and log it, at most once per 2 s for each kind of problem (digits ignored)."""
+        """Count a failed frame and log it, at most once per 2 s for each kind of problem (digits ignored, the
+        kind cut to its first words, at most ``LOG_KINDS`` kinds remembered: hostile input cannot grow it)."""
+        reason = clip_text(reason, 300)
         cam.stats.on_error(reason)
-        kind = (cam.name, re.sub(r"\d+", "#", reason))
+        kind = (cam.name, re.sub(r"\d+", "#", reason)[:48])
         now = time.monotonic()
         if now - self._last_warning.get(kind, -1e9) >= LOG_THROTTLE_S:
             self._last_warning[kind] = now
+            self._last_warning.move_to_end(kind)
+            while len(self._last_warning) > LOG_KINDS:
+                self._last_warning.popitem(last=False)
             self.get_logger().warning(reason)
 
     def _publish_diagnostics(self) -> None:
@@ -225,7 +232,7 @@ class EnhanceNode(Node):
                     name,
                     self.get_fully_qualified_name(),
                     self._p("hardware_id"),
-                    cam.stats.snapshot(),
+                    cam.stats.snapshot(error_hold=self._p("diagnostics.error_hold")),
                     self.backend_name,
                     self._p(f"{name}.task"),
                     self._p("diagnostics.min_rate"),
