@@ -29,7 +29,7 @@ setup(
     entry_points={
         "console_scripts": [
             "srdb = srdb_ros.cli:main",
-            "enhance_node = srdb_ros.ros.enhance_node:main",
+            "enhance_node = srdb_ros.ros.entry:main",
         ],
     },
 )

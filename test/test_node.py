@@ -118,6 +118,29 @@ def test_camera_info_is_scaled_with_super_resolution(probe):
     assert list(out.p)[:4] == pytest.approx([200.0, 0.0, 41.5, -20.0])
 
 
+def test_mismatched_or_broken_camera_info_is_counted_not_propagated(probe):
+    from sensor_msgs.msg import CameraInfo
+
+    wrong_size = CameraInfo()
+    wrong_size.width, wrong_size.height = 640, 480  # for a 20x12 image
+    wrong_size.k = [50.0, 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
+    not_finite = CameraInfo()
+    not_finite.width, not_finite.height = 20, 12
+    not_finite.k = [float("nan"), 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
+    for stamp, info in ((210, wrong_size), (220, not_finite)):
+        probe.clear()
+        frame = _frame("mono8", 12, 20, 3, stamp, "ir_optical")
+        assert probe.wait_for(
+            lambda s=stamp: s in _stamps(probe.messages("ir/super_resolved")),
+            republish=lambda i=info, f=frame: (probe.pubs["ir_info"].publish(i), probe.pubs["ir"].publish(f)),
+        )
+        time.sleep(0.5)
+        assert stamp not in _stamps(probe.messages("ir/super_resolved/camera_info"))
+    assert probe.wait_for(lambda: _camera_status(probe, "ir") is not None, timeout=5)
+    values = {kv.key: kv.value for kv in _camera_status(probe, "ir").values}
+    assert int(values["camera_info mismatches"]) >= 2
+
+
 def test_task_changes_at_runtime_and_bad_values_are_rejected(probe):
     result = probe.set_parameter("eo.task", "sharpen")
     assert not result.successful and "eo.task must be one of" in result.reason

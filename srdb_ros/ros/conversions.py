@@ -53,6 +53,18 @@ def array_to_image_msg(arr: np.ndarray, encoding: str, header=None):
     return msg
 
 
+def camera_info_problem(info, width: int, height: int, scale: int = 1) -> str | None:
+    """Why a CameraInfo cannot describe an image of ``width`` x ``height`` (None when it can): its size must be
+    the image's, K and P finite, and the scaled size must fit the message's uint32 fields."""
+    if (info.width, info.height) != (width, height):
+        return f"camera_info is {info.width}x{info.height}, the image {width}x{height}"
+    if not (np.all(np.isfinite(np.asarray(info.k, dtype=float))) and np.all(np.isfinite(np.asarray(info.p, float)))):
+        return "camera_info has non-finite intrinsics (K or P)"
+    if max(width, height) * scale >= 2**32:
+        return f"camera_info size {width}x{height} overflows at x{scale}"
+    return None
+
+
 def scale_camera_info(info, scale: int):
     """CameraInfo for an image upscaled by ``scale``.
 

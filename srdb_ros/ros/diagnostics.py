@@ -30,6 +30,8 @@ class CameraStats:
     errors: int = 0
     last_error: str = ""
     last_error_at: float = -1e18
+    camera_info_mismatches: int = 0
+    last_mismatch_at: float = -1e18
     _lat: dict[str, deque] = field(default_factory=dict)
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
@@ -48,6 +50,11 @@ class CameraStats:
             for stage in STAGES:
                 if stage in timings_ms:
                     self._lat.setdefault(stage, deque(maxlen=self.window)).append(timings_ms[stage])
+
+    def on_camera_info_mismatch(self) -> None:
+        with self._lock:
+            self.camera_info_mismatches += 1
+            self.last_mismatch_at = time.monotonic()
 
     def on_error(self, reason: str) -> None:
         with self._lock:
@@ -74,6 +81,8 @@ class CameraStats:
                 "dropped": self.dropped,
                 "errors": self.errors,
                 "error_active": now - self.last_error_at <= error_hold,
+                "camera_info_mismatches": self.camera_info_mismatches,
+                "mismatch_active": now - self.last_mismatch_at <= error_hold,
                 "last_error": self.last_error,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
                 "output_rate_hz": self._rate(self._out_times, horizon, now),
@@ -91,6 +100,8 @@ def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backe
     level, message = OK, "ok"
     if snap["error_active"]:
         level, message = ERROR, clip_text(f"{snap['errors']} frame(s) failed so far; last: {snap['last_error']}")
+    elif snap["mismatch_active"]:
+        level, message = WARN, f"{snap['camera_info_mismatches']} camera_info message(s) did not match the image"
     elif min_rate > 0 and snap["input_rate_hz"] > 0 and snap["output_rate_hz"] < min_rate:
         level, message = WARN, f"output rate {snap['output_rate_hz']:.1f} Hz below minimum {min_rate:.1f} Hz"
     elif snap["received"] == 0:
@@ -104,6 +115,7 @@ def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backe
         ("frames published", str(snap["published"])),
         ("frames dropped", str(snap["dropped"])),
         ("frames failed", str(snap["errors"])),
+        ("camera_info mismatches", str(snap["camera_info_mismatches"])),
     ]
     for stage in STAGES:
         if f"{stage}_ms" in snap:

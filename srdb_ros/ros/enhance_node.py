@@ -26,7 +26,13 @@ from ..core.contract import CAMERAS
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..models import WeightFileError
 from ..resources import bundled_model
-from .conversions import ImageConversionError, array_to_image_msg, image_msg_to_array, scale_camera_info
+from .conversions import (
+    ImageConversionError,
+    array_to_image_msg,
+    camera_info_problem,
+    image_msg_to_array,
+    scale_camera_info,
+)
 from .diagnostics import CameraStats, camera_status, clip_text
 from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
 
@@ -151,7 +157,7 @@ class EnhanceNode(Node):
         self._wake.set()
 
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():  # a signal ends the context: stop quietly
             if not self._wake.wait(timeout=0.1):
                 continue
             self._wake.clear()
@@ -191,11 +197,18 @@ class EnhanceNode(Node):
             if result.super_resolved is not None:
                 cam.pub_sr.publish(array_to_image_msg(result.super_resolved, msg.encoding, msg.header))
                 if cam.camera_info is not None:
-                    info = scale_camera_info(cam.camera_info, self.enhancer.backend.upscale)
-                    info.header = msg.header
-                    cam.pub_sr_info.publish(info)
+                    scale = self.enhancer.backend.upscale
+                    problem = camera_info_problem(cam.camera_info, msg.width, msg.height, scale)
+                    if problem is None:
+                        info = scale_camera_info(cam.camera_info, scale)
+                        info.header = msg.header
+                        cam.pub_sr_info.publish(info)
+                    else:  # counted and reported, never propagated
+                        cam.stats.on_camera_info_mismatch()
+                        self._warn_throttled(cam, f"{cam.name}/camera_info not used: {problem}")
         except Exception as exc:  # noqa: BLE001
-            self._fail(cam, f"publishing failed on {cam.name}: {exc}")
+            if self.context.ok():  # after shutdown began, a failed publish is expected, not an error
+                self._fail(cam, f"publishing failed on {cam.name}: {exc}")
             return
         now = time.perf_counter()
         timings = dict(result.timings_ms, convert=convert_ms, publish=(now - t0) * 1e3, total=(now - t_recv) * 1e3)
@@ -210,10 +223,15 @@ class EnhanceNode(Node):
             )
 
     def _fail(self, cam: Camera, reason: str) -> None:
-        """Count a failed frame and log it, at most once per 2 s for each kind of problem (digits ignored, the
-        kind cut to its first words, at most ``LOG_KINDS`` kinds remembered: hostile input cannot grow it)."""
+        """Count a failed frame and log it (throttled)."""
         reason = clip_text(reason, 300)
         cam.stats.on_error(reason)
+        self._warn_throttled(cam, reason)
+
+    def _warn_throttled(self, cam: Camera, reason: str) -> None:
+        """Log at most once per 2 s for each kind of problem (digits ignored, the kind cut to its first words, at
+        most ``LOG_KINDS`` kinds remembered: hostile input cannot grow it)."""
+        reason = clip_text(reason, 300)
         kind = (cam.name, re.sub(r"\d+", "#", reason)[:48])
         now = time.monotonic()
         if now - self._last_warning.get(kind, -1e9) >= LOG_THROTTLE_S:

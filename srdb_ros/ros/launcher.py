@@ -11,12 +11,12 @@ from .env import apply_to_current_process, ros_environment
 
 
 def node_command(params_file: str | Path | None = None, ros_args: list[str] | None = None) -> list[str]:
-    """argv that runs the node with this interpreter: ``python -m srdb_ros.ros.enhance_node --ros-args ...``."""
+    """argv that runs the node with this interpreter: ``python -m srdb_ros.ros.entry --ros-args ...``."""
     params_file = params_file or config_file("enhance.yaml")
     extra = list(ros_args or [])
     if extra[:1] == ["--ros-args"]:
         extra = extra[1:]
-    return [sys.executable, "-m", "srdb_ros.ros.enhance_node", "--ros-args", "--params-file", str(params_file), *extra]
+    return [sys.executable, "-m", "srdb_ros.ros.entry", "--ros-args", "--params-file", str(params_file), *extra]
 
 
 def start_node(
