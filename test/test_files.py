@@ -37,3 +37,29 @@ def test_srdb_export_leaves_a_planted_symlink_alone(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert victim.read_text() == "keep" and (tmp_path / "model.onnx").stat().st_size > 100_000
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"name": "student", "base_channels": 160},
+        {"name": "student", "base_channels": "16"},
+        {"name": "student", "num_res": -1},
+        {"name": "student", "upscale": 8},
+        {"name": "student", "fit_kernel": 4},
+        {"name": "student", "sneaky": 1},
+    ],
+)
+def test_weight_metadata_is_validated_before_any_allocation(tmp_path, config):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from srdb_ros.models import WeightFileError, load_model
+
+    path = tmp_path / "tiny.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"format": "srdb_ros/1", "srdb_config": json.dumps(config)})
+    assert path.stat().st_size < 1000
+    with pytest.raises(WeightFileError, match="invalid model description"):
+        load_model(path)

@@ -59,7 +59,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SR
     metadata = read_metadata(path)
     if CONFIG_KEY not in metadata:
         raise WeightFileError(f"{path}: no '{CONFIG_KEY}' in its metadata; it was not written by srdb_ros")
-    config = ModelConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+    try:  # validated (types, bounds) before any tensor is allocated
+        config = ModelConfig.from_dict(json.loads(metadata[CONFIG_KEY]))
+    except (ValueError, TypeError) as exc:
+        raise WeightFileError(f"{path}: invalid model description in its metadata ({exc})") from exc
     model = build_model(config)
     try:
         state = load_file(str(path), device=str(map_location))

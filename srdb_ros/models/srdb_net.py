@@ -25,6 +25,21 @@ class ModelConfig:
     fit_kernel: int = 3
     deploy: bool = False
 
+    # bounds checked before anything is allocated: a weight file's metadata must not be able to ask for gigabytes
+    LIMITS = {"base_channels": (4, 128), "num_res": (1, 32), "span_channels": (8, 256), "fit_kernel": (1, 7)}
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.deploy, bool):
+            raise ValueError("model config: name must be a string and deploy a boolean")
+        for key, (low, high) in self.LIMITS.items():
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"model config: {key} must be an integer in [{low}, {high}], got {value!r}")
+        if self.fit_kernel % 2 == 0:
+            raise ValueError(f"model config: fit_kernel must be odd, got {self.fit_kernel}")
+        if self.upscale != SCALE:
+            raise ValueError(f"model config: upscale must be {SCALE} (the network's x{SCALE} SR), got {self.upscale!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
