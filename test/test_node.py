@@ -268,7 +268,13 @@ def test_invalid_start_values_end_the_node_with_one_line_and_exit_2(tmp_path, ar
     if "device:=cuda" in args and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     proc = start_node(ros_args=args, log_path=tmp_path / "log")
-    assert proc.wait(timeout=90) == 2
+    try:
+        code = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:  # a node that did not refuse the value must not outlive the test
+            proc.kill()
+            proc.wait()
+    assert code == 2
     log = (tmp_path / "log").read_text()
     assert says in log, log
     assert "Traceback" not in log and len([line for line in log.splitlines() if "cannot start" in line]) == 1
@@ -323,10 +329,10 @@ def test_launch_description_keeps_a_params_file_value(tmp_path):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     context = LaunchContext()
+    context.launch_configurations["params_file"] = str(tmp_path / "user.yaml")  # as params_file:=... does
     for action in description.entities:
         if isinstance(action, DeclareLaunchArgument):
             action.visit(context)
-    context.launch_configurations["params_file"] = str(tmp_path / "user.yaml")
     (opaque,) = [a for a in description.entities if isinstance(a, OpaqueFunction)]
     (node,) = opaque.execute(context)
     assert all(not isinstance(p, dict) or "eo.task" not in p for p in node._Node__parameters)

@@ -22,7 +22,12 @@ def test_signal_during_start_up_exits_0_without_traceback(tmp_path, sig, delay, 
     )
     time.sleep(delay)
     proc.send_signal(sig)
-    code = proc.wait(timeout=60)
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     text = log.read_text()
     assert code == 0, (delay, sig, code, text[-2000:])
     assert "Traceback" not in text and "context is invalid" not in text, text[-2000:]
