@@ -166,7 +166,8 @@ def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
         record = schedule["stages"][stage]
         assert record["hardware"]["device"] == "cpu" and record["step_ms"] > 0, stage
         assert 0 <= record["budget_s"] <= 60, stage
-    assert sum(schedule["stages"][s]["budget_s"] for s in training) <= 60  # the stages split one minute
+        # a stage ends at its steps or its share of what is left of the minute (at most one step over)
+        assert record["seconds"] <= record["budget_s"] + record["step_ms"] / 1000 + 2.0, stage
     for stage in ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export"):
         assert (out / stage / "done.json").is_file(), stage
         assert stage in result.stdout  # the per-stage table
