@@ -21,8 +21,8 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ..core.contract import camera_of
-from ..core.image_codec import encode_image
+from ..core.contract import SCALE, camera_of
+from ..core.image_codec import decode_image, encode_image
 from ..core.imaging import bicubic_resize
 from ..core.stamps import header_ns, ns_to_stamp
 from ..data.blur import MotionBlurSynthesizer
@@ -125,8 +125,6 @@ class BagContents:
 
     @classmethod
     def load(cls, path: str | Path) -> BagContents:
-        from ..core.image_codec import decode_image
-
         path = Path(path)
         with Reader(path) as reader:
             topics = {c.topic: c.msgtype for c in reader.connections}
@@ -142,11 +140,6 @@ class BagContents:
 
     def select(self, topics: list[str]) -> list[BagMessage]:
         return [m for m in self.messages if m.topic in topics]
-
-
-def bag_topics(path: str | Path) -> dict[str, str]:
-    with Reader(Path(path)) as reader:
-        return {c.topic: c.msgtype for c in reader.connections}
 
 
 def bag_qos(path: str | Path) -> dict[str, Qos]:
@@ -326,7 +319,7 @@ def make_bag_command(opts: MakeBagOptions) -> int:
         opts.storage,
         opts.fps,
         opts.seed,
-        4,
+        SCALE,
         opts.max_frames,
         opts.eo_max_side,
         opts.ir_max_side,
