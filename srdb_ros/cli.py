@@ -359,6 +359,13 @@ def _make_bag(sub) -> None:
         "--ir-max-side", type=int, default=0, help="downscale IR ground truth to this longer side (0 = keep)"
     )
     p.add_argument("--eo-encoding", choices=("bgr8", "rgb8"), default="bgr8")
+    p.add_argument(
+        "--transport",
+        choices=("raw", "compressed"),
+        default="raw",
+        help="raw: sensor_msgs/Image on <cam>/image_raw; compressed: lossless PNG CompressedImage on "
+        "<cam>/image_raw/compressed (srdb evaluate sets the node's <cam>.transport to match)",
+    )
     p.set_defaults(handler=_run_make_bag)
 
 

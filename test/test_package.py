@@ -92,7 +92,7 @@ def _send_frame_and_wait(namespace: str, timeout: float = 120.0):
         rclpy.init()
     node = rclpy.create_node("srdb_install_probe")
     got = []
-    node.create_subscription(Image, f"{namespace}/eo/deblurred", got.append, QoSProfile(depth=5))
+    node.create_subscription(Image, f"{namespace}/eo/deblurred/image_raw", got.append, QoSProfile(depth=5))
     pub = node.create_publisher(Image, f"{namespace}/eo/image_raw", qos_profile_sensor_data)
     msg = array_to_image_msg(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8), "rgb8")
     msg.header.frame_id = "installed_cam"
@@ -244,6 +244,7 @@ IMPORT_KEYS = {
     "matplotlib": "python3-matplotlib",
     "onnxruntime": "python3-onnxruntime-pip",
     "rosbags": "python3-rosbags-pip",
+    "rosbags.image": None,  # the rosbags-image distribution (the `rosbags.image` namespace package)
     "safetensors": None,
     "onnx": None,
     "tensorrt": None,
@@ -264,6 +265,11 @@ IMPORT_KEYS = {
 }
 
 
+def _distribution_module(name: str) -> str:
+    """The table's key of an import: its top-level module, or ``rosbags.image`` (a separate distribution)."""
+    return "rosbags.image" if name.startswith("rosbags.image") else name.split(".")[0]
+
+
 def _third_party_imports() -> set[str]:
     import ast
 
@@ -271,9 +277,9 @@ def _third_party_imports() -> set[str]:
     for path in [*ROOT.glob("srdb_ros/**/*.py"), *ROOT.glob("launch/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                found |= {alias.name.split(".")[0] for alias in node.names}
+                found |= {_distribution_module(alias.name) for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
+                found.add(_distribution_module(node.module))
     return {m for m in found if m not in sys.stdlib_module_names and m not in ("srdb_ros", "__future__")}
 
 
@@ -285,7 +291,9 @@ def test_package_xml_declares_every_runtime_import():
         assert module in IMPORT_KEYS, f"{module} is imported but has no dependency key in this test's table"
         key = IMPORT_KEYS[module]
         if key is None:
-            assert module in ros_way.lower(), f"{module}: no rosdep key, and the README's ROS section omits it"
+            assert module.replace(".", "-") in ros_way.lower(), (
+                f"{module}: no rosdep key, and the README's ROS section omits it"
+            )
         else:
             assert key in run, f"{module}: package.xml lacks <exec_depend>{key}</exec_depend>"
     assert "python3-safetensors" not in run  # not a rosdep key: rosdep install would fail

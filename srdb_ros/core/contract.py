@@ -15,8 +15,20 @@ CAMERAS = ("eo", "ir")
 PAPER_INPUT_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}
 
 INPUT_NAME = "image"  # ONNX / TensorRT input, 1x3xHxW float in [0, 1]
-# per single task: ONNX output name == Enhancer result field == the node's output topic suffix
+# per single task: ONNX output name == Enhancer result field == the node's output camera name
 OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}
+TRANSPORTS = ("raw", "compressed")  # image_transport's names for sensor_msgs/Image and CompressedImage inputs
+
+
+def input_topic(camera: str, transport: str = "raw") -> str:
+    """A camera's input image topic (relative): ``eo/image_raw``, or ``eo/image_raw/compressed``."""
+    return f"{camera}/image_raw" + ("/compressed" if transport == "compressed" else "")
+
+
+def output_topic(camera: str, task: str, kind: str = "image_raw") -> str:
+    """An output topic (relative) by the image_transport camera convention: the image and its sibling
+    ``camera_info`` under ``<camera>/<output name>/`` (``eo/super_resolved/image_raw``)."""
+    return f"{camera}/{OUTPUT_NAMES[task]}/{kind}"
 
 
 def output_tasks(task: str) -> tuple[str, ...]:
@@ -32,9 +44,10 @@ def task_outputs(task: str) -> list[str]:
 
 
 def task_of_output(name: str) -> str:
-    """``deblur`` or ``sr`` for an output name or a topic ending in one (``/eo/super_resolved``)."""
+    """``deblur`` or ``sr`` for an output name or a topic naming one (``/eo/super_resolved/image_raw``)."""
+    parts = name.strip("/").split("/")
     for task, output in OUTPUT_NAMES.items():
-        if name.rstrip("/").endswith(output):
+        if output in parts:
             return task
     raise ValueError(f"{name!r} is not an output of the network ({', '.join(OUTPUT_NAMES.values())})")
 

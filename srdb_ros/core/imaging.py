@@ -29,28 +29,44 @@ class AGCConfig:
             raise ValueError("agc fixed_min must be below fixed_max")
 
     def range_for(self, image: np.ndarray) -> tuple[float, float]:
-        """The counts mapped to 0 and 1 for this frame."""
-        if self.mode == "full":
-            return 0.0, 65535.0
+        """The values mapped to 0 and 1 for this frame (16-bit counts, or 32FC1 units such as kelvin; ``full`` is
+        0-65535 for counts and the frame's finite minimum-maximum for floats)."""
+        floating = np.issubdtype(image.dtype, np.floating)
         if self.mode == "fixed":
             return float(self.fixed_min), float(self.fixed_max)
-        lo, hi = np.percentile(image, [self.low_percentile, self.high_percentile])
-        if hi - lo < 1.0:  # flat frame: keep a one-count window so the mapping stays invertible
-            hi = lo + 1.0
-        return float(lo), float(hi)
+        if self.mode == "full" and not floating:
+            return 0.0, 65535.0
+        finite = image[np.isfinite(image)] if floating else image
+        if finite.size == 0:
+            return 0.0, 1.0
+        if self.mode == "full":
+            lo, hi = float(finite.min()), float(finite.max())
+        else:
+            lo, hi = (float(v) for v in np.percentile(finite, [self.low_percentile, self.high_percentile]))
+        window = 1.0 if not floating else max(1e-6, abs(lo) * 1e-6)
+        if hi - lo < window:  # flat frame: keep a small window so the mapping stays invertible
+            hi = lo + window
+        return lo, hi
 
 
 FULL_RANGE = AGCConfig(mode="full")
 
 
-def value_range(image: np.ndarray, agc: AGCConfig | None = None, reference: np.ndarray | None = None):
-    """(value mapped to 0, value mapped to 1) of a frame: 0-255 for uint8, gain control for uint16 (computed on
-    ``reference`` when given, e.g. the ground truth of an output), 0-1 for float."""
+def value_range(
+    image: np.ndarray,
+    agc: AGCConfig | None = None,
+    reference: np.ndarray | None = None,
+    radiometric: bool | None = None,
+):
+    """(value mapped to 0, value mapped to 1) of a frame: 0-255 for uint8; gain control for radiometric frames
+    (uint16 always, floats when ``radiometric``, e.g. 32FC1 temperatures), computed on ``reference`` when given
+    (e.g. the ground truth of an output); 0-1 for other floats."""
     if image.dtype == np.uint8:
         return 0.0, 255.0
-    if image.dtype == np.uint16:
+    floating = np.issubdtype(image.dtype, np.floating)
+    if image.dtype == np.uint16 or (floating and radiometric):
         return (agc or AGCConfig()).range_for(reference if reference is not None else image)
-    if np.issubdtype(image.dtype, np.floating):
+    if floating:
         return 0.0, 1.0
     raise ValueError(f"unsupported image dtype {image.dtype}; use uint8, uint16 or float")
 

@@ -21,8 +21,8 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ..core.contract import SCALE, camera_of
-from ..core.image_codec import decode_image, encode_image
+from ..core.contract import SCALE, TRANSPORTS, camera_of, input_topic
+from ..core.image_codec import decode_compressed, decode_image, encode_image
 from ..core.imaging import bicubic_resize
 from ..core.stamps import header_ns, ns_to_stamp
 from ..data.blur import MotionBlurSynthesizer
@@ -32,6 +32,7 @@ LOG = logging.getLogger(__name__)
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 START_NS = 1_700_000_000 * 10**9  # stamps of generated bags start here
@@ -132,10 +133,16 @@ class BagContents:
             messages = [BagMessage(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages()]
         frames = {}
         for msg in messages:
-            if msg.msgtype == IMAGE and (msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")):
+            if msg.msgtype == COMPRESSED_IMAGE and msg.topic.endswith("image_raw/compressed"):
+                decoded = msg.decode()
+                image, kind = decode_compressed(decoded), "input"
+            elif msg.msgtype == IMAGE and (msg.topic.endswith("image_raw") or msg.topic.endswith("ground_truth")):
                 kind = "input" if msg.topic.endswith("image_raw") else "gt"
                 decoded = msg.decode()
-                frames[(kind, camera_of(msg.topic), header_ns(decoded.header))] = decode_image(decoded)
+                image = decode_image(decoded)
+            else:
+                continue
+            frames[(kind, camera_of(msg.topic), header_ns(decoded.header))] = (image.array, image.color_order)
         return cls(path, messages, topics, qos, frames)
 
     def select(self, topics: list[str]) -> list[BagMessage]:
@@ -233,8 +240,12 @@ def make_bag(
     ir_max_side: int = 0,
     eo_encoding: str = "bgr8",
     synthesizer: MotionBlurSynthesizer | None = None,
+    transport: str = "raw",
 ) -> dict:
-    """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside."""
+    """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside. With
+    ``transport="compressed"`` the inputs are lossless PNG CompressedImages on ``<cam>/image_raw/compressed``."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     if eo_dir is None and ir_dir is None:
         raise ValueError("give at least one of --eo and --ir")
     if not fps > 0:
@@ -252,16 +263,48 @@ def make_bag(
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))  # renamed when complete
     try:
         _write_bag(
-            staging / "bag", storage, eo_files, ir_files, eo_encoding, synth, eo_max_side, ir_max_side, period, scale
+            staging / "bag",
+            storage,
+            eo_files,
+            ir_files,
+            eo_encoding,
+            synth,
+            (eo_max_side, ir_max_side),
+            period,
+            scale,
+            transport,
         )
         os.replace(staging / "bag", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     counts = {"eo": len(eo_files), "ir": len(ir_files)}
-    return {"path": str(output), "storage": storage, "frames": counts, "fps": fps}
+    return {"path": str(output), "storage": storage, "frames": counts, "fps": fps, "transport": transport}
 
 
-def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, eo_max_side, ir_max_side, period, scale):
+def compressed_message(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
+    """A rosbags sensor_msgs/CompressedImage holding ``arr`` (in ``encoding``) as a lossless PNG, with
+    image_transport's format string."""
+    bgr_or_mono = arr[:, :, ::-1] if encoding == "rgb8" else arr
+    CompressedImage = TYPESTORE.types[COMPRESSED_IMAGE]
+    stored = "bgr8" if arr.ndim == 3 else encoding
+    return CompressedImage(
+        header=make_header(stamp_ns, frame_id),
+        format=f"{encoding}; png compressed {stored}",
+        data=np.frombuffer(cv2.imencode(".png", np.ascontiguousarray(bgr_or_mono))[1].tobytes(), dtype=np.uint8),
+    )
+
+
+def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, max_sides, period, scale, transport):
+    eo_max_side, ir_max_side = max_sides
+
+    def write_input(cam: str, arr: np.ndarray, encoding: str, stamp: int, frame_id: str) -> None:
+        if transport == "compressed":
+            bag.write(
+                input_topic(f"/{cam}", transport), compressed_message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS
+            )
+        else:
+            bag.write(f"/{cam}/image_raw", image_message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS)
+
     with BagWriter(path, storage) as bag:
         for i in range(max(len(eo_files), len(ir_files))):
             stamp = START_NS + i * period
@@ -275,7 +318,7 @@ def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, eo_max_sid
                 sharp = bgr if eo_encoding == "bgr8" else bgr[:, :, ::-1]
                 blurred = synth.apply(sharp, i)
                 h, w = sharp.shape[:2]
-                bag.write("/eo/image_raw", image_message(blurred, eo_encoding, stamp, "eo_optical"), stamp, SENSOR_QOS)
+                write_input("eo", blurred, eo_encoding, stamp, "eo_optical")
                 bag.write("/eo/camera_info", camera_info_message(w, h, stamp, "eo_optical"), stamp, SENSOR_QOS)
                 bag.write("/eo/ground_truth", image_message(sharp, eo_encoding, stamp, "eo_optical"), stamp)
             if i < len(ir_files):
@@ -286,7 +329,7 @@ def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, eo_max_sid
                 if min(hr.shape[:2]) < 2 * scale:
                     raise ValueError(f"{ir_files[i]}: {hr.shape[1]}x{hr.shape[0]} is too small to downscale x{scale}")
                 lr = downscale(hr, scale)
-                bag.write("/ir/image_raw", image_message(lr, encoding, stamp, "ir_optical"), stamp, SENSOR_QOS)
+                write_input("ir", lr, encoding, stamp, "ir_optical")
                 bag.write(
                     "/ir/camera_info",
                     camera_info_message(lr.shape[1], lr.shape[0], stamp, "ir_optical"),
@@ -308,6 +351,7 @@ class MakeBagOptions:
     eo_max_side: int = 0
     ir_max_side: int = 0
     eo_encoding: str = "bgr8"
+    transport: str = "raw"
 
 
 def make_bag_command(opts: MakeBagOptions) -> int:
@@ -324,10 +368,11 @@ def make_bag_command(opts: MakeBagOptions) -> int:
         opts.eo_max_side,
         opts.ir_max_side,
         opts.eo_encoding,
+        transport=opts.transport,
     )
     print(
         f"wrote {info['path']} ({info['storage']}): {info['frames']['eo']} EO frames (motion-blurred, "
         f"{opts.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {opts.fps:g} fps, "
-        f"ground truth on <cam>/ground_truth"
+        f"{opts.transport} inputs, ground truth on <cam>/ground_truth"
     )
     return 0

@@ -61,13 +61,17 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     domain = opts.domain_id if opts.domain_id is not None else (None if opts.attach else free_domain_id())
     apply_to_current_process(domain)
     topics = bag.topics
-    inputs = [t for t in topics if t.endswith("/image_raw") or t.endswith("/camera_info")]
-    if not any(t.endswith("/image_raw") for t in inputs):
-        raise ValueError(f"{opts.bag}: no <cam>/image_raw topic to replay")
+    images = [t for t in topics if t.endswith("/image_raw") or t.endswith("/image_raw/compressed")]
+    inputs = images + [t for t in topics if t.endswith("/camera_info")]
+    if not images:
+        raise ValueError(f"{opts.bag}: no <cam>/image_raw or <cam>/image_raw/compressed topic to replay")
+    transports = [f"{camera_of(t)}.transport:=compressed" for t in images if t.endswith("/compressed")]
     proc = None
     opts.out.mkdir(parents=True, exist_ok=True)
     if not opts.attach:
         args = list(opts.ros_args)
+        for setting in transports:  # the node reads the transport the bag holds
+            args += ["-p", setting]
         if opts.namespace:
             args += ["-r", f"__ns:={opts.namespace}"]
         proc = start_node(opts.params_file, args, domain, opts.out / "node.log")
@@ -149,7 +153,8 @@ def score_outputs(bag: BagContents, published, records, mode: str = "lockstep") 
         cam = camera_of(r.topic)
         task = task_of_output(r.topic)
         stamp = cdr_stamp_ns(r.raw)
-        out, order = outputs[(cam, task, stamp)] = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
+        decoded = decode_image(TYPESTORE.deserialize_cdr(r.raw, r.msgtype))
+        out, order = outputs[(cam, task, stamp)] = decoded.array, decoded.color_order
         sends = [w for w in sent.get((cam, stamp), []) if w <= r.wall_ns]
         row = {
             "camera": cam,

@@ -9,15 +9,11 @@ from dataclasses import dataclass, field
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..core.contract import CAMERAS, OUTPUT_NAMES, camera_of
+from ..core.contract import CAMERAS, OUTPUT_NAMES, camera_of, output_topic
 from ..core.stamps import cdr_stamp_ns
 from .bags import BagContents
 
-OUTPUT_SUFFIXES = {
-    OUTPUT_NAMES["deblur"]: "sensor_msgs/msg/Image",
-    OUTPUT_NAMES["sr"]: "sensor_msgs/msg/Image",
-    f"{OUTPUT_NAMES['sr']}/camera_info": "sensor_msgs/msg/CameraInfo",
-}
+OUTPUT_TYPES = {"image_raw": "sensor_msgs/msg/Image", "camera_info": "sensor_msgs/msg/CameraInfo"}
 
 
 def rclpy_qos(q) -> QoSProfile:
@@ -70,7 +66,12 @@ class Recorder:
         self.changed = threading.Condition(self.lock)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         prefix = self.namespace.rstrip("/") + "/" if self.namespace else "/"
-        topics = {f"{prefix}{cam}/{suffix}": t for cam in CAMERAS for suffix, t in OUTPUT_SUFFIXES.items()}
+        topics = {
+            prefix + output_topic(cam, task, kind): msgtype
+            for cam in CAMERAS
+            for task in OUTPUT_NAMES
+            for kind, msgtype in OUTPUT_TYPES.items()
+        }
         topics["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
         for topic, msgtype in topics.items():
             self.node.create_subscription(
@@ -122,7 +123,9 @@ class BagPlayer:
 
     def wait_for_subscribers(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        images = [p for t, p in self.publishers.items() if t.endswith("image_raw")]
+        images = [
+            p for t, p in self.publishers.items() if t.endswith("image_raw") or t.endswith("image_raw/compressed")
+        ]
         while time.monotonic() < deadline:
             if all(p.get_subscription_count() > 0 for p in images):
                 return True
@@ -146,7 +149,7 @@ class BagPlayer:
         with tqdm(total=total, desc="replay", unit="msg", disable=not progress, dynamic_ncols=True) as bar:
             for loop in range(self.loops):
                 for msg in self.messages:
-                    is_image = msg.msgtype.endswith("/Image")
+                    is_image = msg.msgtype.endswith("/Image") or msg.msgtype.endswith("/CompressedImage")
                     if recorder is None:
                         due = start + int(((msg.timestamp_ns - t_first) + loop * duration) / self.rate)
                         delay = (due - time.monotonic_ns()) / 1e9

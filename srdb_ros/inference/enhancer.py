@@ -19,6 +19,7 @@ class Frame:
     image: np.ndarray
     task: str = "deblur"
     color_order: str = "rgb"
+    radiometric: bool | None = None  # None: by dtype (uint16 yes); True for 32FC1-style float temperatures
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Enhancer:
         t0 = time.perf_counter()
         prepared = []
         for f in frames:
-            x, layout = image_to_array(f.image, f.color_order, self.agc)
+            x, layout = image_to_array(f.image, f.color_order, self.agc, f.radiometric)
             if x.shape[1] == 1:  # one-channel rule: replicate to RGB, outputs are averaged back
                 x = np.repeat(x, 3, axis=1)
             x, size = pad_array(x, self.backend.multiple)

@@ -1,10 +1,12 @@
 """Pre/post-processing shared by every backend: numpy images <-> normalised NCHW float32 arrays.
 
 Rules
-- uint8 images map to [0, 1] by /255; float images are taken as [0, 1] and clipped.
-- uint16 (thermal) images go through automatic gain control: ``percentile`` stretches the
-  [low, high] percentiles of the frame to [0, 1]; ``fixed`` uses a given [min, max] range; ``full`` uses
-  [0, 65535]. Outputs are mapped back through the same range, so radiometric counts are kept.
+- uint8 images map to [0, 1] by /255; float images are taken as [0, 1] and clipped, unless radiometric.
+- uint16 (thermal) and radiometric float (32FC1 temperature) images go through automatic gain control:
+  ``percentile`` stretches the [low, high] percentiles of the frame to [0, 1]; ``fixed`` uses a given
+  [min, max] range; ``full`` uses [0, 65535] (a float frame's finite min-max). Outputs are mapped back
+  through the same range, so radiometric counts are kept. Non-finite values (invalid pixels of a 32FC1
+  frame) enter the network as 0.
 - HxW and HxWx1 are one-channel; HxWx3 is colour in ``rgb`` or ``bgr`` order (the network sees RGB).
 - Sides are padded (edge replicate) to the network's multiple and outputs are cropped back.
 """
@@ -36,7 +38,7 @@ class FrameLayout:
 
 
 def image_to_array(
-    image: np.ndarray, color_order: str = "rgb", agc: AGCConfig | None = None
+    image: np.ndarray, color_order: str = "rgb", agc: AGCConfig | None = None, radiometric: bool | None = None
 ) -> tuple[np.ndarray, FrameLayout]:
     """HxW[xC] uint8/uint16/float image -> 1xCxHxW float32 in [0, 1] (RGB order) and its layout."""
     if not isinstance(image, np.ndarray):
@@ -52,12 +54,14 @@ def image_to_array(
     if order not in ("rgb", "bgr", "mono"):
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
 
-    lo, hi = value_range(image, agc)
+    lo, hi = value_range(image, agc, radiometric=radiometric)
 
     arr = image.astype(np.float32)
     if (lo, hi) != (0.0, 1.0):
         arr = (arr - lo) * np.float32(1.0 / (hi - lo))
     arr = np.clip(arr, 0.0, 1.0)
+    if image.dtype.kind == "f":
+        arr = np.nan_to_num(arr, nan=0.0)
     arr = arr.reshape(image.shape[0], image.shape[1], channels)
     if order == "bgr":
         arr = arr[:, :, ::-1]
@@ -80,7 +84,7 @@ def array_to_image(array: np.ndarray, layout: FrameLayout, scale: int = 1) -> np
     elif layout.dtype == np.uint16:
         out = np.clip(np.rint(arr * (hi - lo) + lo), 0, 65535).astype(np.uint16)
     else:
-        out = arr.astype(layout.dtype)
+        out = (arr * (hi - lo) + lo).astype(layout.dtype)
     h, w = layout.shape[0] * scale, layout.shape[1] * scale
     if len(layout.shape) == 2:
         return np.ascontiguousarray(out.reshape(h, w))
