@@ -4,13 +4,16 @@
         engine_path:=/data/srdb_student_{task}.engine namespace:=front \
         eo_image:=/camera/color/image_raw ir_image:=/thermal/image_raw
 
-Parameters come from ``params_file``; ``eo_task``, ``ir_task``, ``backend``, ``engine_path`` and
-``force_engine_update`` override it only when given on the command line.
+Parameters come from ``params_file``; ``eo_task``, ``ir_task``, ``backend``, ``engine_path``,
+``force_engine_update``, ``managed`` and the ``*_transport`` arguments override it only when given on the
+command line. ``managed:=true`` starts a lifecycle node that waits for configure and activate (from a
+lifecycle manager or ``ros2 lifecycle set``); by default the node configures and activates itself.
+``eo_image``/``ir_image`` also remap the ``<image>/compressed`` topic of the compressed transport.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
@@ -35,8 +38,10 @@ ARGUMENTS = [
 def _node(context, *args, **kwargs):
     given = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
     overrides = parameter_overrides(given)
+    images = {cam: LaunchConfiguration(f"{cam}_image").perform(context) for cam in ("eo", "ir")}
+    action = LifecycleNode if overrides.get("managed") else Node
     return [
-        Node(
+        action(
             package="srdb_ros",
             executable="enhance_node",
             name="enhance_node",
@@ -45,8 +50,10 @@ def _node(context, *args, **kwargs):
             emulate_tty=True,
             parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
             remappings=[
-                ("eo/image_raw", LaunchConfiguration("eo_image")),
-                ("ir/image_raw", LaunchConfiguration("ir_image")),
+                ("eo/image_raw", images["eo"]),
+                ("ir/image_raw", images["ir"]),
+                ("eo/image_raw/compressed", images["eo"] + "/compressed"),
+                ("ir/image_raw/compressed", images["ir"] + "/compressed"),
                 ("eo/camera_info", LaunchConfiguration("eo_camera_info")),
                 ("ir/camera_info", LaunchConfiguration("ir_camera_info")),
             ],

@@ -8,43 +8,65 @@ from collections import defaultdict
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 OUTPUTS = {
-    "eo/deblurred": Image,
-    "eo/super_resolved": Image,
-    "eo/super_resolved/camera_info": CameraInfo,
-    "ir/deblurred": Image,
-    "ir/super_resolved": Image,
-    "ir/super_resolved/camera_info": CameraInfo,
-    "/diagnostics": DiagnosticArray,
+    f"{cam}/{output}/{kind}": typ
+    for cam in ("eo", "ir")
+    for output in ("deblurred", "super_resolved")
+    for kind, typ in (("image_raw", Image), ("camera_info", CameraInfo))
 }
 
 
+def stop_process(proc) -> None:
+    """End a node process started by a test: SIGTERM, then SIGKILL after 15 s (never left behind)."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class RosProbe:
-    def __init__(self, name: str = "srdb_test_probe") -> None:
+    """Publishes to a node's inputs under ``namespace`` and records its outputs (``outputs=False``: subscribes to
+    /diagnostics only, so the node has no output subscribers)."""
+
+    def __init__(self, name: str = "srdb_test_probe", namespace: str = "", outputs: bool = True) -> None:
         if not rclpy.ok():
             rclpy.init()
-        self.node = rclpy.create_node(name)
+        self.node = rclpy.create_node(name, namespace=namespace or None)
         self.received: dict[str, list] = defaultdict(list)
         self.lock = threading.Lock()
-        for topic, typ in OUTPUTS.items():
-            self.node.create_subscription(typ, topic, lambda m, t=topic: self._store(t, m), QoSProfile(depth=50))
-        self.pubs = {
-            "eo": self.node.create_publisher(Image, "eo/image_raw", qos_profile_sensor_data),
-            "ir": self.node.create_publisher(Image, "ir/image_raw", qos_profile_sensor_data),
-            "eo_info": self.node.create_publisher(CameraInfo, "eo/camera_info", qos_profile_sensor_data),
-            "ir_info": self.node.create_publisher(CameraInfo, "ir/camera_info", qos_profile_sensor_data),
-        }
-        self.param_client = self.node.create_client(SetParameters, "/enhance_node/set_parameters")
+        for topic, typ in (OUTPUTS if outputs else {}).items():
+            self.subscribe(topic, typ)
+        self.subscribe("/diagnostics", DiagnosticArray)
+        self.pubs = {}
+        for cam in ("eo", "ir"):
+            self.pubs[cam] = self.node.create_publisher(Image, f"{cam}/image_raw", qos_profile_sensor_data)
+            self.pubs[f"{cam}_info"] = self.node.create_publisher(
+                CameraInfo, f"{cam}/camera_info", qos_profile_sensor_data
+            )
+            self.pubs[f"{cam}_compressed"] = self.node.create_publisher(
+                CompressedImage, f"{cam}/image_raw/compressed", qos_profile_sensor_data
+            )
+        self.param_client = self.node.create_client(SetParameters, f"{namespace}/enhance_node/set_parameters")
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
+
+    def subscribe(self, topic: str, typ, qos=None):
+        """Record ``topic`` (relative to the namespace) under its name."""
+        return self.node.create_subscription(
+            typ, topic, lambda m, t=topic: self._store(t, m), qos or QoSProfile(depth=50)
+        )
 
     def _store(self, topic: str, msg) -> None:
         with self.lock:
@@ -75,8 +97,8 @@ class RosProbe:
             lambda: self.pubs["eo"].get_subscription_count() > 0 and self.param_client.service_is_ready(), timeout
         )
 
-    def set_parameter(self, name: str, value: str):
-        param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    def set_parameter(self, name: str, value):
+        param = RclpyParameter(name, value=value).to_parameter_msg()
         future = self.param_client.call_async(SetParameters.Request(parameters=[param]))
         deadline = time.monotonic() + 10
         while not future.done() and time.monotonic() < deadline:

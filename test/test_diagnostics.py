@@ -43,6 +43,6 @@ def test_diagnostic_status_text_is_capped():
 
     stats = CameraStats()
     stats.on_error("unsupported encoding " + "e" * 10_000)
-    status = camera_status("eo", "/enhance_node", "hw", stats.snapshot(), "torch", "deblur", 0.0)
+    status = camera_status("eo", "/enhance_node", "hw", stats.snapshot(), "torch", "deblur")
     assert status.level == b"\x02" and len(status.message) <= TEXT_LIMIT
     assert len(clip_text("a" * 1000)) == TEXT_LIMIT

@@ -14,7 +14,7 @@ import yaml
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 
-from ros_probe import RosProbe  # noqa: E402
+from ros_probe import RosProbe, stop_process  # noqa: E402
 
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
 from srdb_ros.ros.launcher import start_node  # noqa: E402
@@ -43,11 +43,7 @@ def node_process(student_weights, tmp_path_factory):
         log_path=log,
     )
     yield proc, log
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +78,14 @@ def test_each_encoding_eo_deblur_and_ir_sr(probe, encoding):
     eo, ir = _frame(encoding, 24, 32, 1, stamp, "eo_optical"), _frame(encoding, 12, 20, 2, stamp, "ir_optical")
     ok = probe.wait_for(
         lambda: (
-            stamp in _stamps(probe.messages("eo/deblurred")) and stamp in _stamps(probe.messages("ir/super_resolved"))
+            stamp in _stamps(probe.messages("eo/deblurred/image_raw"))
+            and stamp in _stamps(probe.messages("ir/super_resolved/image_raw"))
         ),
         republish=lambda: (probe.pubs["eo"].publish(eo), probe.pubs["ir"].publish(ir)),
     )
     assert ok
-    out_eo = next(m for m in probe.messages("eo/deblurred") if m.header.stamp.sec == stamp)
-    out_ir = next(m for m in probe.messages("ir/super_resolved") if m.header.stamp.sec == stamp)
+    out_eo = next(m for m in probe.messages("eo/deblurred/image_raw") if m.header.stamp.sec == stamp)
+    out_ir = next(m for m in probe.messages("ir/super_resolved/image_raw") if m.header.stamp.sec == stamp)
     assert (out_eo.width, out_eo.height, out_eo.encoding) == (32, 24, encoding)
     assert (out_ir.width, out_ir.height, out_ir.encoding) == (80, 48, encoding)
     assert out_eo.header.frame_id == "eo_optical" and out_eo.header.stamp.nanosec == 1234
@@ -131,7 +128,7 @@ def test_mismatched_or_broken_camera_info_is_counted_not_propagated(probe):
         probe.clear()
         frame = _frame("mono8", 12, 20, 3, stamp, "ir_optical")
         assert probe.wait_for(
-            lambda s=stamp: s in _stamps(probe.messages("ir/super_resolved")),
+            lambda s=stamp: s in _stamps(probe.messages("ir/super_resolved/image_raw")),
             republish=lambda i=info, f=frame: (probe.pubs["ir_info"].publish(i), probe.pubs["ir"].publish(f)),
         )
         time.sleep(0.5)
@@ -147,11 +144,14 @@ def test_task_changes_at_runtime_and_bad_values_are_rejected(probe):
     assert probe.set_parameter("eo.task", "both").successful
     frame = _frame("rgb8", 16, 24, 4, 300)
     ok = probe.wait_for(
-        lambda: 300 in _stamps(probe.messages("eo/super_resolved")) and 300 in _stamps(probe.messages("eo/deblurred")),
+        lambda: (
+            300 in _stamps(probe.messages("eo/super_resolved/image_raw"))
+            and 300 in _stamps(probe.messages("eo/deblurred/image_raw"))
+        ),
         republish=lambda: probe.pubs["eo"].publish(frame),
     )
     assert ok
-    sr = next(m for m in probe.messages("eo/super_resolved") if m.header.stamp.sec == 300)
+    sr = next(m for m in probe.messages("eo/super_resolved/image_raw") if m.header.stamp.sec == 300)
     assert (sr.width, sr.height) == (96, 64)
     assert probe.set_parameter("eo.task", "deblur").successful
     assert not probe.set_parameter("backend", "tensorrt").successful  # read-only after start
@@ -165,7 +165,7 @@ def _camera_status(probe, camera: str):
 
 def test_malformed_frames_are_counted_and_the_node_keeps_serving(probe, node_process):
     bad_encoding = _frame("rgb8", 8, 8, 5, 400)
-    bad_encoding.encoding = "yuv422"
+    bad_encoding.encoding = "yuv420"
     short = _frame("rgb8", 8, 8, 5, 401)
     short.data = bytes(short.data)[:-10]
     zero = _frame("mono8", 8, 8, 5, 402)
@@ -178,7 +178,10 @@ def test_malformed_frames_are_counted_and_the_node_keeps_serving(probe, node_pro
     good_ir = _frame("mono8", 12, 20, 6, 404)
     good_eo = _frame("rgb8", 16, 16, 6, 405)
     assert probe.wait_for(
-        lambda: 404 in _stamps(probe.messages("ir/super_resolved")) and 405 in _stamps(probe.messages("eo/deblurred")),
+        lambda: (
+            404 in _stamps(probe.messages("ir/super_resolved/image_raw"))
+            and 405 in _stamps(probe.messages("eo/deblurred/image_raw"))
+        ),
         republish=lambda: (probe.pubs["ir"].publish(good_ir), probe.pubs["eo"].publish(good_eo)),
     )
     assert node_process[0].poll() is None
@@ -190,7 +193,7 @@ def test_malformed_frames_are_counted_and_the_node_keeps_serving(probe, node_pro
 
     assert probe.wait_for(lambda: failed_count() >= 4, timeout=10)
     log = Path(node_process[1]).read_text()
-    assert "unsupported encoding 'yuv422'" in log
+    assert "unsupported encoding 'yuv420'" in log
     assert "expected step*height" in log
     assert "exceeds max_pixels" in log
     levels = [s.level for a in probe.messages("/diagnostics") for s in a.status if s.name.endswith(": eo")]
@@ -204,11 +207,13 @@ def test_flood_stays_current_and_counts_drops(probe):
         probe.pubs["eo"].publish(msg)
         time.sleep(0.005)
     assert probe.wait_for(
-        lambda: 1059 in _stamps(probe.messages("eo/deblurred")),
+        lambda: 1059 in _stamps(probe.messages("eo/deblurred/image_raw")),
         republish=lambda: probe.pubs["eo"].publish(frames[-1]),
         period=1.0,
     )
-    outputs = [m.header.stamp.sec for m in probe.messages("eo/deblurred") if 1000 <= m.header.stamp.sec < 1060]
+    outputs = [
+        m.header.stamp.sec for m in probe.messages("eo/deblurred/image_raw") if 1000 <= m.header.stamp.sec < 1060
+    ]
     assert len(set(outputs)) < 40  # it skipped stale frames instead of queueing them
     assert outputs == sorted(outputs)
 
@@ -222,7 +227,8 @@ def test_flood_stays_current_and_counts_drops(probe):
 def test_diagnostics_report_rates_latency_and_backend(probe):
     frame = _frame("rgb8", 16, 16, 8, 500)
     assert probe.wait_for(
-        lambda: 500 in _stamps(probe.messages("eo/deblurred")), republish=lambda: probe.pubs["eo"].publish(frame)
+        lambda: 500 in _stamps(probe.messages("eo/deblurred/image_raw")),
+        republish=lambda: probe.pubs["eo"].publish(frame),
     )
     probe.clear()
     assert probe.wait_for(lambda: _camera_status(probe, "eo") is not None, timeout=5)
@@ -310,6 +316,10 @@ def test_launch_arguments_override_the_params_file_only_when_given():
     assert parameter_overrides({name: "" for name in PARAMETER_ARGUMENTS}) == {}  # the user's file survives
     assert parameter_overrides({"eo_task": "both", "ir_task": ""}) == {"eo.task": "both"}
     assert parameter_overrides({"force_engine_update": "True"}) == {"force_engine_update": True}
+    assert parameter_overrides({"managed": "true", "eo_transport": "compressed"}) == {
+        "managed": True,
+        "eo.transport": "compressed",
+    }
     with pytest.raises(ValueError):
         parameter_overrides({"force_engine_update": "maybe"})
     source = (ROOT / "launch" / "enhance.launch.py").read_text()
@@ -384,3 +394,133 @@ def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
     assert ls.run() == 0
     names = {s.name for a in probe.messages("/diagnostics") for s in a.status}
     assert "/front/enhance_node: eo" in names
+
+
+def _wait_output(probe, topic: str, stamp: int, publish) -> object:
+    """Republish until the output with ``stamp`` arrives on ``topic``; returns it."""
+    assert probe.wait_for(lambda: stamp in _stamps(probe.messages(topic)), republish=publish), topic
+    return next(m for m in probe.messages(topic) if m.header.stamp.sec == stamp)
+
+
+def _pixels(msg) -> np.ndarray:
+    from srdb_ros.ros.conversions import decode_image
+
+    return decode_image(msg).array
+
+
+def test_camera_encodings_are_converted_once_and_outputs_follow_the_rule(probe):
+    """Bayer, YUV, alpha and OpenCV-typed frames are read; a Bayer frame gives the same output as its reference
+    conversion (OpenCV's demosaicing) sent as rgb8."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    mosaic = np.empty((24, 32), np.uint8)  # RGGB: R at (0, 0), G at (0, 1) and (1, 0), B at (1, 1)
+    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+    reference = cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2RGB)  # OpenCV names the RGGB pattern by its 2nd row
+    bayer = array_to_image_msg(mosaic, "mono8")
+    bayer.encoding = "bayer_rggb8"
+    cases = [
+        (bayer, 600, "rgb8"),
+        (array_to_image_msg(reference, "rgb8"), 601, "rgb8"),
+        (_raw_msg(rng.integers(0, 256, (24, 32, 2), dtype=np.uint8), "yuv422"), 602, "rgb8"),
+        (_raw_msg(rng.integers(0, 256, (24, 32, 4), dtype=np.uint8), "rgba8"), 603, "rgb8"),
+        (_raw_msg(rng.integers(0, 256, (24, 32, 4), dtype=np.uint8), "bgra8"), 604, "bgr8"),
+        (_raw_msg(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), "8UC3"), 605, "bgr8"),
+        (_raw_msg((280 + 30 * rng.random((24, 32))).astype(np.float32), "32FC1"), 606, "32FC1"),
+    ]
+    outputs = {}
+    for msg, stamp, expected in cases:
+        msg.header.stamp.sec = stamp
+        out = _wait_output(probe, "eo/deblurred/image_raw", stamp, lambda m=msg: probe.pubs["eo"].publish(m))
+        assert (out.encoding, out.width, out.height) == (expected, 32, 24), msg.encoding
+        outputs[stamp] = _pixels(out)
+    np.testing.assert_array_equal(outputs[600], outputs[601])
+    assert 280 - 1 < outputs[606].min() and outputs[606].max() < 310 + 1  # temperatures stay kelvin
+
+
+def _raw_msg(arr: np.ndarray, encoding: str):
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.height, msg.width, msg.encoding = arr.shape[0], arr.shape[1], encoding
+    msg.step = arr.nbytes // arr.shape[0]
+    msg.data = arr.tobytes()
+    return msg
+
+
+def test_compressed_transport_matches_raw_input(probe):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    rng = np.random.default_rng(12)
+    bgr = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    raw = array_to_image_msg(bgr, "bgr8")
+    raw.header.stamp.sec = 700
+    expected = _pixels(_wait_output(probe, "eo/deblurred/image_raw", 700, lambda: probe.pubs["eo"].publish(raw)))
+    assert probe.set_parameter("eo.transport", "compressed").successful
+    try:
+        assert probe.wait_for(lambda: probe.pubs["eo_compressed"].get_subscription_count() > 0, timeout=10)
+        assert probe.pubs["eo"].get_subscription_count() == 0  # the raw topic is no longer read
+        png = CompressedImage(format="bgr8; png compressed bgr8", data=cv2.imencode(".png", bgr)[1].tobytes())
+        png.header.stamp.sec = 701
+        out = _wait_output(probe, "eo/deblurred/image_raw", 701, lambda: probe.pubs["eo_compressed"].publish(png))
+        assert out.encoding == "bgr8"
+        np.testing.assert_array_equal(_pixels(out), expected)  # lossless: the same pixels, the same output
+        jpeg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
+        jpeg.header.stamp.sec = 702
+        out = _wait_output(probe, "eo/deblurred/image_raw", 702, lambda: probe.pubs["eo_compressed"].publish(jpeg))
+        decoded = array_to_image_msg(cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_COLOR), "bgr8")
+        decoded.header.stamp.sec = 703
+        assert probe.set_parameter("eo.transport", "raw").successful
+        assert probe.wait_for(lambda: probe.pubs["eo"].get_subscription_count() > 0, timeout=10)
+        reference = _wait_output(probe, "eo/deblurred/image_raw", 703, lambda: probe.pubs["eo"].publish(decoded))
+        np.testing.assert_array_equal(_pixels(out), _pixels(reference))
+    finally:
+        probe.set_parameter("eo.transport", "raw")
+
+
+def test_output_camera_info_is_the_image_topics_sibling(probe):
+    """A CameraSubscriber pairs <base>/image_raw with <base>/camera_info: each output's sibling describes it."""
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo()
+    info.width, info.height = 32, 24
+    info.k = [40.0, 0.0, 16.0, 0.0, 41.0, 12.0, 0.0, 0.0, 1.0]
+    info.p = [40.0, 0.0, 16.0, 0.0, 0.0, 41.0, 12.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert probe.set_parameter("eo.task", "both").successful
+    try:
+        frame = _frame("rgb8", 24, 32, 13, 800, "eo_optical")
+        for output in ("deblurred", "super_resolved"):
+            image = _wait_output(
+                probe,
+                f"eo/{output}/image_raw",
+                800,
+                lambda: (probe.pubs["eo_info"].publish(info), probe.pubs["eo"].publish(frame)),
+            )
+            sibling = f"eo/{output}/image_raw".rsplit("/", 1)[0] + "/camera_info"  # image_transport's rule
+            paired = _wait_output(probe, sibling, 800, lambda: probe.pubs["eo"].publish(frame))
+            assert (paired.width, paired.height) == (image.width, image.height)
+            assert paired.header.frame_id == image.header.frame_id == "eo_optical"
+        deblurred_info = next(m for m in probe.messages("eo/deblurred/camera_info") if m.header.stamp.sec == 800)
+        assert list(deblurred_info.k) == list(info.k)
+    finally:
+        probe.set_parameter("eo.task", "deblur")
+
+
+def test_cameras_are_enabled_and_disabled_at_runtime(probe):
+    assert probe.set_parameter("ir.enabled", False).successful
+    try:
+        assert probe.wait_for(lambda: probe.pubs["ir"].get_subscription_count() == 0, timeout=10)
+        assert probe.wait_for(lambda: probe.node.count_publishers("/ir/super_resolved/image_raw") == 0, timeout=10)
+    finally:
+        assert probe.set_parameter("ir.enabled", True).successful
+    assert probe.wait_for(lambda: probe.pubs["ir"].get_subscription_count() > 0, timeout=10)
+    frame = _frame("mono8", 12, 20, 14, 900)
+    _wait_output(probe, "ir/super_resolved/image_raw", 900, lambda: probe.pubs["ir"].publish(frame))
+
+
+def test_library_logging_reaches_the_ros_logger(node_process):
+    log = Path(node_process[1]).read_text()
+    assert "[enhance_node]: precision fp16 is not used on CPU" in log  # logged by inference.backends

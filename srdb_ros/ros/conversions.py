@@ -1,14 +1,25 @@
-"""rclpy sensor_msgs/Image <-> numpy, and camera_info scaling.
+"""rclpy sensor_msgs/Image and CompressedImage <-> NumPy, and camera_info scaling.
 
-cv_bridge is used where it imports (a ROS install); elsewhere the ROS-free codec of ``core.image_codec``,
-which honours ``step`` (padded rows) and ``is_bigendian``. Both give the same arrays; tests check the codec.
+Decoding and the encoding rule are ``core.image_codec``'s (shared with the bag tooling): camera encodings (Bayer,
+YUV, alpha, OpenCV types) are converted once to a display encoding, which the outputs keep. cv_bridge reads the
+raw bytes where it imports (a ROS install); elsewhere the codec does, honouring ``step`` and ``is_bigendian``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..core.image_codec import ENCODINGS, ImageConversionError, decode_image, encode_image, validate_image
+from ..core.image_codec import (
+    ENCODINGS,
+    DecodedImage,
+    ImageConversionError,
+    decode_compressed,
+    decode_image,
+    encode_image,
+    raw_array,
+    to_display,
+    validate_image,
+)
 
 try:  # cv_bridge ships with ROS installs, not with the PyPI wheels
     from cv_bridge import CvBridge as _CvBridge
@@ -19,8 +30,10 @@ except Exception:  # noqa: BLE001 - a broken cv_bridge (e.g. NumPy 2 ABI) must n
 
 __all__ = [
     "ENCODINGS",
+    "DecodedImage",
     "ImageConversionError",
     "array_to_image_msg",
+    "camera_info_problem",
     "cv_bridge_available",
     "decode_image",
     "image_msg_to_array",
@@ -32,12 +45,15 @@ def cv_bridge_available() -> bool:
     return _BRIDGE is not None
 
 
-def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> tuple[np.ndarray, str]:
-    """Return (HxW or HxWx3 array in native byte order, colour order) for a sensor_msgs/Image (cv_bridge if present)."""
-    spec = validate_image(msg, max_pixels, min_side)
-    if _BRIDGE is not None:
-        return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")), spec.color_order
-    return decode_image(msg, max_pixels, min_side)
+def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> DecodedImage:
+    """A sensor_msgs/Image or CompressedImage as a frame in its display encoding (cv_bridge for raw bytes if
+    present). Raises :class:`ImageConversionError` with the reason for anything unreadable."""
+    if hasattr(msg, "format"):  # CompressedImage
+        return decode_compressed(msg, max_pixels, min_side)
+    if _BRIDGE is None:
+        return to_display(raw_array(msg, max_pixels, min_side), msg.encoding)
+    validate_image(msg, max_pixels, min_side)
+    return to_display(np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")), msg.encoding)
 
 
 def array_to_image_msg(arr: np.ndarray, encoding: str, header=None):

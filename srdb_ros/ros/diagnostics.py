@@ -32,16 +32,27 @@ class CameraStats:
     last_error_at: float = -1e18
     camera_info_mismatches: int = 0
     last_mismatch_at: float = -1e18
+    idle: int = 0  # frames received while no one subscribed to the outputs (not converted, not inferred)
+    last_receive_at: float | None = None
+    last_idle_at: float = -1e18
+    stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_receive(self, replaced_pending: bool) -> None:
+    def on_receive(self, replaced_pending: bool, stamp_age_s: float = float("nan")) -> None:
         with self._lock:
             self.received += 1
             self.dropped += int(replaced_pending)
-            self._in_times.append(time.monotonic())
+            self.last_receive_at = time.monotonic()
+            self.stamp_age_s = stamp_age_s
+            self._in_times.append(self.last_receive_at)
+
+    def on_idle(self) -> None:
+        with self._lock:
+            self.idle += 1
+            self.last_idle_at = time.monotonic()
 
     def on_published(self, timings_ms: dict[str, float]) -> None:
         with self._lock:
@@ -84,6 +95,10 @@ class CameraStats:
                 "camera_info_mismatches": self.camera_info_mismatches,
                 "mismatch_active": now - self.last_mismatch_at <= error_hold,
                 "last_error": self.last_error,
+                "idle": self.idle,
+                "idle_active": now - self.last_idle_at <= horizon,
+                "since_last_frame_s": None if self.last_receive_at is None else now - self.last_receive_at,
+                "stamp_age_s": self.stamp_age_s,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
                 "output_rate_hz": self._rate(self._out_times, horizon, now),
             }
@@ -93,28 +108,56 @@ class CameraStats:
         return snap
 
 
-def camera_status(name: str, node_name: str, hardware_id: str, snap: dict, backend: str, task: str, min_rate: float):
-    """A diagnostic_msgs/DiagnosticStatus for one camera, with level and message from its snapshot."""
+def camera_status(
+    name: str,
+    node_name: str,
+    hardware_id: str,
+    snap: dict,
+    backend: str,
+    task: str,
+    state: str = "active",
+    min_rate: float = 0.0,
+    stale_after: float = 0.0,
+    max_stamp_age: float = 0.0,
+    active_for: float = 0.0,
+    subscribers: int = 1,
+):
+    """A diagnostic_msgs/DiagnosticStatus for one camera, with level and message from its snapshot, the node's
+    lifecycle ``state`` and the camera's output ``subscribers``."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     level, message = OK, "ok"
-    if snap["error_active"]:
+    since = snap["since_last_frame_s"]
+    quiet_for = active_for if since is None else min(since, active_for)
+    if state != "active":
+        message = f"{state}: not processing"
+    elif snap["error_active"]:
         level, message = ERROR, clip_text(f"{snap['errors']} frame(s) failed so far; last: {snap['last_error']}")
+    elif stale_after > 0 and quiet_for > stale_after:
+        level, message = WARN, f"no frame received for {quiet_for:.1f} s (diagnostics.stale_after {stale_after:g} s)"
+    elif max_stamp_age > 0 and not snap["stamp_age_s"] <= max_stamp_age:
+        level, message = WARN, f"input stamps are {snap['stamp_age_s']:.2f} s old (max_stamp_age {max_stamp_age:g} s)"
     elif snap["mismatch_active"]:
         level, message = WARN, f"{snap['camera_info_mismatches']} camera_info message(s) did not match the image"
+    elif subscribers == 0:
+        message = "idle: no subscribers"
     elif min_rate > 0 and snap["input_rate_hz"] > 0 and snap["output_rate_hz"] < min_rate:
         level, message = WARN, f"output rate {snap['output_rate_hz']:.1f} Hz below minimum {min_rate:.1f} Hz"
     elif snap["received"] == 0:
         message = "no frames received yet"
     values = [
+        ("state", state),
         ("backend", backend),
         ("task", task),
+        ("output subscribers", str(subscribers)),
         ("input rate (Hz)", f"{snap['input_rate_hz']:.2f}"),
         ("output rate (Hz)", f"{snap['output_rate_hz']:.2f}"),
         ("frames received", str(snap["received"])),
         ("frames published", str(snap["published"])),
         ("frames dropped", str(snap["dropped"])),
         ("frames failed", str(snap["errors"])),
+        ("frames idle (no subscribers)", str(snap["idle"])),
+        ("input stamp age (s)", f"{snap['stamp_age_s']:.3f}"),
         ("camera_info mismatches", str(snap["camera_info_mismatches"])),
     ]
     for stage in STAGES:

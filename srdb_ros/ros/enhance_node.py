@@ -1,8 +1,12 @@
 """The enhance node: EO and IR images in, deblurred and x4 super-resolved images out, timing on /diagnostics.
 
-A thin rclpy layer over :class:`srdb_ros.inference.Enhancer`. Subscription callbacks only store the newest
-frame per camera (an unprocessed older frame is dropped and counted); one worker thread converts, runs the
-backend and publishes, so the node never falls behind its inputs.
+A thin rclpy lifecycle node over :class:`srdb_ros.inference.Enhancer`. ``configure`` loads the backend (and
+builds or loads engines), ``activate`` subscribes and starts the worker, ``deactivate`` stops both, ``cleanup``
+frees the backend. Unless ``managed`` is set, the node configures and activates itself at start.
+
+Subscription callbacks only store the newest frame per camera (an unprocessed older frame is dropped and
+counted); one worker thread converts, runs the backend and publishes, so the node never falls behind its
+inputs. A camera's frames are converted and inferred only while its outputs have subscribers.
 """
 
 from __future__ import annotations
@@ -12,20 +16,22 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..core.contract import CAMERAS
+from ..core.contract import CAMERAS, OUTPUT_NAMES, input_topic, output_tasks, output_topic
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..models import WeightFileError
 from ..resources import bundled_model
+from .camera import Camera
 from .conversions import (
     ImageConversionError,
     array_to_image_msg,
@@ -34,77 +40,205 @@ from .conversions import (
     scale_camera_info,
 )
 from .diagnostics import CameraStats, camera_status, clip_text
+from .logging_bridge import route_library_logging
 from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
 
 LOG_THROTTLE_S = 2.0
 LOG_KINDS = 64
+AGC_PARAMS = ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
 
 
-@dataclass
-class Camera:
-    """One camera's topics, newest pending frame and statistics."""
-
-    name: str
-    stats: CameraStats
-    pub_deblurred: object = None
-    pub_sr: object = None
-    pub_sr_info: object = None
-    camera_info: CameraInfo | None = None
-    pending: tuple[Image, float] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def put(self, msg: Image) -> bool:
-        """Store the newest frame; True if an unprocessed one was replaced (a drop)."""
-        with self.lock:
-            replaced = self.pending is not None
-            self.pending = (msg, time.perf_counter())
-        return replaced
-
-    def take(self) -> tuple[Image, float] | None:
-        with self.lock:
-            item, self.pending = self.pending, None
-        return item
-
-
-class EnhanceNode(Node):
+class EnhanceNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("enhance_node", **kwargs)
         declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
+        self._log_handler = route_library_logging(self.get_logger())
         self._last_warning: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self.enhancer = Enhancer(self._make_backend(), self._agc(), self._p("tile_size"), self._p("tile_overlap"))
-        self.backend_name = self.enhancer.backend.describe()
-        depth = self._p("qos_depth")
-        in_qos = QoSProfile(
-            depth=depth, history=qos_profile_sensor_data.history, reliability=qos_profile_sensor_data.reliability
-        )
-        if self._p("input_qos") == "reliable":
-            in_qos.reliability = ReliabilityPolicy.RELIABLE
-        out_qos = QoSProfile(depth=depth)
+        self._io_lock = threading.RLock()  # topics are created/destroyed while the worker publishes
+        self.enhancer: Enhancer | None = None
+        self.backend_name = "not configured"
         self.cameras: dict[str, Camera] = {}
-        for name in CAMERAS:
-            if not self._p(f"{name}.enabled"):
-                continue
-            cam = Camera(name, CameraStats(window=self._p("diagnostics.window")))
-            cam.pub_deblurred = self.create_publisher(Image, f"{name}/deblurred", out_qos)
-            cam.pub_sr = self.create_publisher(Image, f"{name}/super_resolved", out_qos)
-            cam.pub_sr_info = self.create_publisher(CameraInfo, f"{name}/super_resolved/camera_info", out_qos)
-            self.create_subscription(Image, f"{name}/image_raw", lambda m, c=cam: self._on_image(c, m), in_qos)
-            self.create_subscription(
-                CameraInfo, f"{name}/camera_info", lambda m, c=cam: setattr(c, "camera_info", m), in_qos
-            )
-            self.cameras[name] = cam
-        if not self.cameras:
-            self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self._p("diagnostics.period"), self._publish_diagnostics)
-        self._warmup()
+        self.stats = {name: CameraStats(window=self._p("diagnostics.window")) for name in CAMERAS}
+        self._state = "unconfigured"
+        self._active_since = 0.0
+        self._start_error: Exception | None = None
+        self._worker: threading.Thread | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self._p("diagnostics.period"), self._publish_diagnostics)
+        if not self._p("managed"):
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise self._start_error or RuntimeError("configure failed")
+            self.trigger_activate()
+        else:
+            self.get_logger().info("managed: waiting for the configure transition")
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            backend = self._make_backend()
+            self.enhancer = Enhancer(backend, self._agc(), self._p("tile_size"), self._p("tile_overlap"))
+            self.backend_name = backend.describe()
+            for name in CAMERAS:
+                if self._p(f"{name}.enabled"):
+                    backend.warmup(self._p(f"{name}.task"))
+        except Exception as exc:  # noqa: BLE001 - a failed configure is a FAILURE transition, not a crash
+            self._start_error = exc
+            if self._p("managed"):  # an auto-started node ends with this line as its exit message instead
+                self.get_logger().error(f"configure failed: {_one_line(exc)}")
+            self._free_backend()
+            return TransitionCallbackReturn.FAILURE
+        with self._io_lock:
+            for name in CAMERAS:
+                if self._p(f"{name}.enabled"):
+                    self._open_outputs(name)
+        if not self.cameras:
+            self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
+        self._state = "inactive"
+        self.get_logger().info(f"configured: backend {self.backend_name}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # activates the lifecycle publishers
+        with self._io_lock:
+            for cam in self.cameras.values():
+                self._open_inputs(cam)
+        self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="srdb-inference", daemon=True)
         self._worker.start()
-        tasks = ", ".join(f"{n}: {self._p(f'{n}.task')}" for n in self.cameras)
-        self.get_logger().info(f"ready: backend {self.backend_name}; cameras {tasks or 'none'}")
+        self._state, self._active_since = "active", time.monotonic()
+        tasks = ", ".join(f"{n}: {self._p(f'{n}.task')} ({self._p(f'{n}.transport')})" for n in self.cameras)
+        self.get_logger().info(f"active: backend {self.backend_name}; cameras {tasks or 'none'}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        with self._io_lock:
+            for cam in self.cameras.values():
+                self._close_inputs(cam)
+        self._state = "inactive"
+        self.get_logger().info("inactive: not processing")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "unconfigured"
+        self.get_logger().info("cleaned up: backend released")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "finalized"
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Stop the worker and drop every topic and the backend (GPU memory is freed)."""
+        self._stop_worker()
+        with self._io_lock:
+            for name in list(self.cameras):
+                self._close_camera(name)
+        self._free_backend()
+
+    def _free_backend(self) -> None:
+        if self.enhancer is not None:
+            self.enhancer.backend.close()
+        self.enhancer = None
+        self.backend_name = "not configured"
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10.0)
+        self._worker = None
+
+    # -- topics -------------------------------------------------------------------------------------
+    def _out_qos(self) -> QoSProfile:
+        return QoSProfile(depth=self._p("qos_depth"))
+
+    def _in_qos(self) -> QoSProfile:
+        qos = QoSProfile(
+            depth=self._p("qos_depth"),
+            history=qos_profile_sensor_data.history,
+            reliability=qos_profile_sensor_data.reliability,
+        )
+        if self._p("input_qos") == "reliable":
+            qos.reliability = ReliabilityPolicy.RELIABLE
+        return qos
+
+    def _open_outputs(self, name: str) -> Camera:
+        cam = Camera(name, self.stats[name])
+        overrides = QoSOverridingOptions.with_default_policies()
+        for task in OUTPUT_NAMES:
+            cam.images[task] = self.create_lifecycle_publisher(
+                Image, output_topic(name, task), self._out_qos(), qos_overriding_options=overrides
+            )
+            cam.infos[task] = self.create_lifecycle_publisher(
+                CameraInfo, output_topic(name, task, "camera_info"), self._out_qos(), qos_overriding_options=overrides
+            )
+        self.cameras[name] = cam
+        return cam
+
+    def _open_inputs(self, cam: Camera) -> None:
+        overrides = QoSOverridingOptions.with_default_policies()
+        compressed = self._p(f"{cam.name}.transport") == "compressed"
+        cam.inputs = [
+            self.create_subscription(
+                CompressedImage if compressed else Image,
+                input_topic(cam.name, "compressed" if compressed else "raw"),
+                lambda m, c=cam: self._on_image(c, m),
+                self._in_qos(),
+                qos_overriding_options=overrides,
+            ),
+            self.create_subscription(
+                CameraInfo,
+                f"{cam.name}/camera_info",
+                lambda m, c=cam: setattr(c, "camera_info", m),
+                self._in_qos(),
+                qos_overriding_options=overrides,
+            ),
+        ]
+
+    def _close_inputs(self, cam: Camera) -> None:
+        for sub in cam.inputs:
+            self.destroy_subscription(sub)
+        cam.inputs = []
+        cam.take()
+
+    def _close_camera(self, name: str) -> None:
+        cam = self.cameras.pop(name)
+        self._close_inputs(cam)
+        for pub in cam.publishers():
+            self.destroy_lifecycle_publisher(pub)
+
+    def _reopen_camera(self, name: str) -> None:
+        """Apply a runtime change of ``<cam>.enabled`` or ``<cam>.transport`` in the current state."""
+        with self._io_lock:
+            if name in self.cameras:
+                self._close_camera(name)
+            if self._state not in ("inactive", "active") or not self._p(f"{name}.enabled"):
+                return
+            cam = self._open_outputs(name)
+            if self._state == "active":
+                for pub in cam.publishers():
+                    pub.on_activate(None)
+                self._open_inputs(cam)
+        self.get_logger().info(f"{name}: {'enabled' if name in self.cameras else 'disabled'}")
 
     # -- parameters ---------------------------------------------------------------------------------
     def _p(self, name: str):
@@ -113,29 +247,25 @@ class EnhanceNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
         reason = validate(changes, self._p)
-        if reason is None and hasattr(self, "enhancer"):
-            agc_keys = [k for k in changes if k.startswith("agc.")]
-            if agc_keys:
-                values = {
-                    k: changes.get(k, self._p(k))
-                    for k in ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
-                }
-                self.enhancer.agc = _agc_from(values)
-            if "tile_size" in changes:
-                self.enhancer.tile_size = changes["tile_size"]
-            if "tile_overlap" in changes:
-                self.enhancer.tile_overlap = changes["tile_overlap"]
         if reason:
             self.get_logger().warning(f"rejected parameter change: {reason}")
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
+    def _after_set_parameters(self, params) -> None:
+        changed = {p.name for p in params}
+        if self.enhancer is not None:
+            if changed & set(AGC_PARAMS):
+                self.enhancer.agc = self._agc()
+            self.enhancer.tile_size = self._p("tile_size")
+            self.enhancer.tile_overlap = self._p("tile_overlap")
+        for name in CAMERAS:
+            if {f"{name}.enabled", f"{name}.transport"} & changed:
+                self._reopen_camera(name)
+            elif f"{name}.task" in changed and self.enhancer is not None and name in self.cameras:
+                self.enhancer.backend.warmup(self._p(f"{name}.task"))
+
     def _agc(self) -> AGCConfig:
-        return _agc_from(
-            {
-                k: self._p(k)
-                for k in ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
-            }
-        )
+        return AGCConfig(*(self._p(k) for k in AGC_PARAMS))
 
     def _make_backend(self):
         files = ModelFiles(
@@ -147,65 +277,78 @@ class EnhanceNode(Node):
             self._p("backend"), files, self._p("device"), self._p("precision"), self._p("force_engine_update")
         )
 
-    def _warmup(self) -> None:
-        for name in self.cameras:
-            self.enhancer.backend.warmup(self._p(f"{name}.task"))
-
     # -- data path ----------------------------------------------------------------------------------
-    def _on_image(self, cam: Camera, msg: Image) -> None:
-        cam.stats.on_receive(cam.put(msg))
+    def _on_image(self, cam: Camera, msg) -> None:
+        cam.stats.on_receive(cam.put(msg), self._stamp_age(msg.header.stamp))
         self._wake.set()
+
+    def _stamp_age(self, stamp) -> float:
+        """Seconds from the header stamp to now by the node's clock (NaN for a stamp that is no time)."""
+        clock = self.get_clock()
+        try:
+            return (clock.now() - Time.from_msg(stamp, clock_type=clock.clock_type)).nanoseconds / 1e9
+        except (ValueError, OverflowError):
+            return float("nan")
 
     def _work(self) -> None:
         while not self._stop.is_set() and self.context.ok():  # a signal ends the context: stop quietly
             if not self._wake.wait(timeout=0.1):
                 continue
             self._wake.clear()
-            items = [(cam, item) for cam in self.cameras.values() if (item := cam.take()) is not None]
+            items = [(cam, item) for cam in list(self.cameras.values()) if (item := cam.take()) is not None]
             if items:
                 self._process(items)
 
-    def _process(self, items: list[tuple[Camera, tuple[Image, float]]]) -> None:
+    def _process(self, items: list[tuple[Camera, tuple[object, float]]]) -> None:
         frames: dict[str, list] = {}
         for cam, (msg, t_recv) in items:
+            task = self._p(f"{cam.name}.task")
+            if cam.subscribers(task) == 0:  # lazy: nobody listens, so no conversion and no inference
+                cam.stats.on_idle()
+                continue
             t0 = time.perf_counter()
             try:
-                image, order = image_msg_to_array(msg, self._p("max_pixels"), self._p("min_side"))
+                decoded = image_msg_to_array(msg, self._p("max_pixels"), self._p("min_side"))
             except ImageConversionError as exc:
-                self._fail(cam, f"bad frame on {cam.name}/image_raw: {exc}")
+                self._fail(cam, f"bad frame on {cam.inputs[0].topic_name if cam.inputs else cam.name}: {exc}")
                 continue
-            task = self._p(f"{cam.name}.task")
             convert_ms = (time.perf_counter() - t0) * 1e3
-            frames.setdefault(task, []).append((cam, msg, t_recv, convert_ms, Frame(image, task, order)))
+            frame = Frame(decoded.array, task, decoded.color_order, decoded.radiometric)
+            frames.setdefault(task, []).append((cam, msg, t_recv, convert_ms, frame, decoded.encoding))
+        enhancer = self.enhancer
+        if enhancer is None:
+            return
         for task, group in frames.items():
             chunks = [group] if self._p("batch_cameras") else [[g] for g in group]
             for chunk in chunks:
                 try:
-                    results = self.enhancer.enhance_batch([g[4] for g in chunk])
+                    results = enhancer.enhance_batch([g[4] for g in chunk])
                 except Exception as exc:  # noqa: BLE001 - a failing frame must not stop the node
                     for cam, *_ in chunk:
                         self._fail(cam, f"inference failed on {cam.name} ({task}): {exc}")
                     continue
-                for (cam, msg, t_recv, convert_ms, _), result in zip(chunk, results):
-                    self._publish(cam, msg, t_recv, convert_ms, result)
+                for (cam, msg, t_recv, convert_ms, frame, encoding), result in zip(chunk, results):
+                    self._publish(cam, msg, t_recv, convert_ms, frame, encoding, result, enhancer.backend.upscale)
 
-    def _publish(self, cam: Camera, msg: Image, t_recv: float, convert_ms: float, result) -> None:
+    def _publish(self, cam, msg, t_recv, convert_ms, frame, encoding, result, upscale) -> None:
         t0 = time.perf_counter()
+        h, w = frame.image.shape[:2]
+        info = cam.camera_info
+        problem = None if info is None else camera_info_problem(info, w, h, upscale)
+        if problem is not None:  # counted and reported, never propagated
+            cam.stats.on_camera_info_mismatch()
+            self._warn_throttled(cam, f"{cam.name}/camera_info not used: {problem}")
         try:
-            if result.deblurred is not None:
-                cam.pub_deblurred.publish(array_to_image_msg(result.deblurred, msg.encoding, msg.header))
-            if result.super_resolved is not None:
-                cam.pub_sr.publish(array_to_image_msg(result.super_resolved, msg.encoding, msg.header))
-                if cam.camera_info is not None:
-                    scale = self.enhancer.backend.upscale
-                    problem = camera_info_problem(cam.camera_info, msg.width, msg.height, scale)
-                    if problem is None:
-                        info = scale_camera_info(cam.camera_info, scale)
-                        info.header = msg.header
-                        cam.pub_sr_info.publish(info)
-                    else:  # counted and reported, never propagated
-                        cam.stats.on_camera_info_mismatch()
-                        self._warn_throttled(cam, f"{cam.name}/camera_info not used: {problem}")
+            with self._io_lock:
+                if self.cameras.get(cam.name) is not cam:
+                    return  # the camera was disabled or reconfigured while this frame ran
+                for task in output_tasks(frame.task):
+                    image = result.deblurred if task == "deblur" else result.super_resolved
+                    cam.images[task].publish(array_to_image_msg(image, encoding, msg.header))
+                    if info is not None and problem is None:
+                        out_info = scale_camera_info(info, upscale if task == "sr" else 1)
+                        out_info.header = msg.header
+                        cam.infos[task].publish(out_info)
         except Exception as exc:  # noqa: BLE001
             if self.context.ok():  # after shutdown began, a failed publish is expected, not an error
                 self._fail(cam, f"publishing failed on {cam.name}: {exc}")
@@ -244,36 +387,31 @@ class EnhanceNode(Node):
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        for name, cam in self.cameras.items():
+        for name in CAMERAS:
+            if not self._p(f"{name}.enabled"):
+                continue
+            cam = self.cameras.get(name)
             msg.status.append(
                 camera_status(
                     name,
                     self.get_fully_qualified_name(),
                     self._p("hardware_id"),
-                    cam.stats.snapshot(error_hold=self._p("diagnostics.error_hold")),
+                    self.stats[name].snapshot(error_hold=self._p("diagnostics.error_hold")),
                     self.backend_name,
                     self._p(f"{name}.task"),
-                    self._p("diagnostics.min_rate"),
+                    state=self._state,
+                    min_rate=self._p("diagnostics.min_rate"),
+                    stale_after=self._p("diagnostics.stale_after"),
+                    max_stamp_age=self._p("diagnostics.max_stamp_age"),
+                    active_for=time.monotonic() - self._active_since,
+                    subscribers=cam.subscribers(self._p(f"{name}.task")) if cam is not None else 0,
                 )
             )
         self.diag_pub.publish(msg)
 
     def destroy_node(self) -> None:
-        if hasattr(self, "_stop"):
-            self._stop.set()
-            self._worker.join(timeout=5.0)
-            self.enhancer.backend.close()
+        self._release()
         super().destroy_node()
-
-
-def _agc_from(values: dict) -> AGCConfig:
-    return AGCConfig(
-        values["agc.mode"],
-        values["agc.low_percentile"],
-        values["agc.high_percentile"],
-        values["agc.fixed_min"],
-        values["agc.fixed_max"],
-    )
 
 
 def _one_line(exc: BaseException, limit: int = 500) -> str:

@@ -10,7 +10,14 @@ PARAMETER_ARGUMENTS: dict[str, tuple[str, str]] = {
     "backend": ("backend", "auto, tensorrt, onnxruntime or torch (default: the parameter file's backend)"),
     "engine_path": ("engine_path", "TensorRT engine path, may contain {task} (default: the parameter file's)"),
     "force_engine_update": ("force_engine_update", "true: rebuild TensorRT engines at start (default: file's)"),
+    "managed": (
+        "managed",
+        "true: lifecycle bring-up, the node waits for configure/activate (default: the file's, which starts at once)",
+    ),
+    "eo_transport": ("eo.transport", "EO input transport: raw or compressed (default: the parameter file's)"),
+    "ir_transport": ("ir.transport", "IR input transport: raw or compressed (default: the parameter file's)"),
 }
+BOOLEAN_PARAMETERS = ("force_engine_update", "managed")
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
@@ -20,9 +27,9 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
         value = (values.get(argument) or "").strip()
         if not value:
             continue
-        if parameter == "force_engine_update":
+        if parameter in BOOLEAN_PARAMETERS:
             if value.lower() not in ("true", "false"):
-                raise ValueError(f"force_engine_update must be true or false, not {value!r}")
+                raise ValueError(f"{argument} must be true or false, not {value!r}")
             overrides[parameter] = value.lower() == "true"
         else:
             overrides[parameter] = value

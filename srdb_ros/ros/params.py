@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.contract import TASKS
+from ..core.contract import TASKS, TRANSPORTS
+from ..core.image_codec import ENCODINGS
 from ..inference.backends import BACKENDS, PRECISIONS
 from ..inference.processing import AGC_MODES
 
@@ -67,22 +68,49 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("force_engine_update", False, "Rebuild TensorRT engines at start even if they match", True),
     ParamSpec("device", "auto", "auto, cpu or cuda", True, DEVICES),
     ParamSpec("precision", "fp16", "fp32, fp16 or bf16 on CUDA (CPU always runs fp32)", True, PRECISIONS),
-    ParamSpec("eo.enabled", True, "Subscribe to eo/image_raw"),
+    ParamSpec(
+        "managed",
+        False,
+        "Lifecycle bring-up: wait for configure (loads the backend, builds engines) and activate (starts processing) "
+        "instead of doing both at start",
+        True,
+    ),
+    ParamSpec("eo.enabled", True, "Process the EO camera (its topics exist only while enabled)"),
     ParamSpec("eo.task", "deblur", "EO task: deblur, sr or both", False, TASKS),
-    ParamSpec("ir.enabled", True, "Subscribe to ir/image_raw"),
+    ParamSpec(
+        "eo.transport",
+        "raw",
+        "EO input: raw (sensor_msgs/Image on eo/image_raw) or compressed (CompressedImage on eo/image_raw/compressed)",
+        False,
+        TRANSPORTS,
+    ),
+    ParamSpec("ir.enabled", True, "Process the IR camera (its topics exist only while enabled)"),
     ParamSpec("ir.task", "sr", "IR task: deblur, sr or both", False, TASKS),
+    ParamSpec(
+        "ir.transport",
+        "raw",
+        "IR input: raw (sensor_msgs/Image on ir/image_raw) or compressed (CompressedImage on ir/image_raw/compressed)",
+        False,
+        TRANSPORTS,
+    ),
     ParamSpec(
         "agc.mode",
         "percentile",
-        "16-bit thermal gain control; outputs are mapped back to the input's counts",
+        "Gain control of 16-bit and 32FC1 frames; outputs are mapped back to the input's units",
         False,
         AGC_MODES,
     ),
     ParamSpec("agc.low_percentile", 1.0, "Percentile mapped to black (percentile mode)", False, None, 0.0, 100.0),
     ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0, 100.0),
-    ParamSpec("agc.fixed_min", 0.0, "Count mapped to black (fixed mode)"),
-    ParamSpec("agc.fixed_max", 65535.0, "Count mapped to white (fixed mode)"),
-    ParamSpec("input_qos", "sensor_data", "Input QoS: sensor_data (best effort) or reliable", True, INPUT_QOS),
+    ParamSpec("agc.fixed_min", 0.0, "Count (or 32FC1 value) mapped to black (fixed mode)"),
+    ParamSpec("agc.fixed_max", 65535.0, "Count (or 32FC1 value) mapped to white (fixed mode)"),
+    ParamSpec(
+        "input_qos",
+        "sensor_data",
+        "Default input QoS: sensor_data (best effort) or reliable; qos_overrides.<topic>.* parameters override it",
+        True,
+        INPUT_QOS,
+    ),
     ParamSpec(
         "qos_depth",
         1,
@@ -103,6 +131,25 @@ PARAMS: tuple[ParamSpec, ...] = (
         False,
         None,
         0.0,
+    ),
+    ParamSpec(
+        "diagnostics.stale_after",
+        5.0,
+        "WARN when an active camera received no frame for this many seconds; 0 = off",
+        False,
+        None,
+        0.0,
+        86400.0,
+    ),
+    ParamSpec(
+        "diagnostics.max_stamp_age",
+        0.0,
+        "WARN when input header stamps are older than this many seconds by the node's clock (use_sim_time "
+        "honoured); 0 = off",
+        False,
+        None,
+        0.0,
+        86400.0,
     ),
     ParamSpec("diagnostics.period", 1.0, "Seconds between /diagnostics messages", True, None, 0.05, 3600.0),
     ParamSpec(
@@ -193,12 +240,14 @@ def declare_all(node) -> None:
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
 
 
-TOPICS = (
-    ("eo/image_raw, ir/image_raw", "in", "sensor_msgs/Image (rgb8, bgr8, mono8, mono16, 16UC1)"),
-    ("eo/camera_info, ir/camera_info", "in", "sensor_msgs/CameraInfo (optional)"),
-    ("<cam>/deblurred", "out", "sensor_msgs/Image, same size and encoding"),
-    ("<cam>/super_resolved", "out", "sensor_msgs/Image, x4"),
-    ("<cam>/super_resolved/camera_info", "out", "sensor_msgs/CameraInfo scaled x4"),
+TOPICS = (  # <cam> is eo or ir
+    ("<cam>/image_raw", "in", "sensor_msgs/Image (<cam>.transport raw); encodings below"),
+    ("<cam>/image_raw/compressed", "in", "sensor_msgs/CompressedImage (<cam>.transport compressed): jpeg, png"),
+    ("<cam>/camera_info", "in", "sensor_msgs/CameraInfo (optional)"),
+    ("<cam>/deblurred/image_raw", "out", "sensor_msgs/Image, same size (task deblur or both)"),
+    ("<cam>/deblurred/camera_info", "out", "sensor_msgs/CameraInfo of the input, same stamp"),
+    ("<cam>/super_resolved/image_raw", "out", "sensor_msgs/Image, x4 (task sr or both)"),
+    ("<cam>/super_resolved/camera_info", "out", "sensor_msgs/CameraInfo scaled x4, same stamp"),
     ("/diagnostics", "out", "diagnostic_msgs/DiagnosticArray"),
 )
 
@@ -216,7 +265,10 @@ def usage(command: str = "ros2 run srdb_ros enhance_node") -> str:
         f"  {command} --ros-args --params-file my_params.yaml -r __ns:=/front",
         "",
         "topics (relative names: remap with -r NAME:=NEW, or set a namespace with -r __ns:=/NS):",
-        *[f"  {name:36s} {direction:4s} {kind}" for name, direction, kind in TOPICS],
+        *[f"  {name:34s} {direction:4s} {kind}" for name, direction, kind in TOPICS],
+        f"  input encodings: {', '.join(ENCODINGS)}",
+        "  (Bayer, YUV and alpha are converted to rgb8/rgb16/bgr8; outputs keep display encodings)",
+        "  QoS: -p qos_overrides./eo/image_raw.subscription.reliability:=reliable (any topic, policy)",
         "",
         "parameters (name, default, meaning; read-only ones are fixed at start):",
     ]

@@ -1,0 +1,197 @@
+"""Issue 15: managed bring-up through the lifecycle services, lazy processing, QoS overrides and stale-input
+diagnostics, each checked on a node in its own process. The tests run in order on one managed node."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+
+from ros_probe import RosProbe, stop_process  # noqa: E402
+
+from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
+from srdb_ros.ros.launcher import start_node  # noqa: E402
+
+NS = "/managed"
+BEST_EFFORT_OUTPUT = f"{NS}/eo/deblurred/image_raw"
+
+
+def _start(namespace: str, log: Path, *params: str) -> subprocess.Popen:
+    args = ["-r", f"__ns:={namespace}", "-p", "managed:=true", "-p", "backend:=torch", "-p", "device:=cpu"]
+    for p in params:
+        args += ["-p", p]
+    return start_node(ros_args=args, log_path=log)
+
+
+@pytest.fixture(scope="module")
+def managed(student_weights, tmp_path_factory):
+    log = tmp_path_factory.mktemp("managed") / "node.log"
+    proc = _start(
+        NS,
+        log,
+        f"weights_path:={student_weights}",
+        f"qos_overrides.{BEST_EFFORT_OUTPUT}.publisher.reliability:=best_effort",
+        "diagnostics.period:=0.3",
+        "diagnostics.stale_after:=1.0",
+    )
+    yield proc, log
+    stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def probe(managed):
+    probe = RosProbe("srdb_lifecycle_probe", namespace=NS, outputs=False)
+    lifecycle = Lifecycle(probe.node, f"{NS}/enhance_node")
+    assert lifecycle.wait(60), managed[1].read_text()
+    probe.lifecycle = lifecycle
+    yield probe
+    probe.close()
+
+
+class Lifecycle:
+    """A client of a lifecycle node's get_state and change_state services."""
+
+    def __init__(self, node, name: str) -> None:
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        self.get = node.create_client(GetState, f"{name}/get_state")
+        self.change = node.create_client(ChangeState, f"{name}/change_state")
+
+    def wait(self, timeout: float) -> bool:
+        return self.get.wait_for_service(timeout) and self.change.wait_for_service(timeout)
+
+    def _call(self, client, request, timeout: float = 120.0):
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), "no answer from the lifecycle service"
+        return future.result()
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self._call(self.get, GetState.Request()).current_state.label
+
+    def transition(self, label: str) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {
+            "configure": Transition.TRANSITION_CONFIGURE,
+            "activate": Transition.TRANSITION_ACTIVATE,
+            "deactivate": Transition.TRANSITION_DEACTIVATE,
+            "cleanup": Transition.TRANSITION_CLEANUP,
+        }
+        return self._call(self.change, ChangeState.Request(transition=Transition(id=ids[label]))).success
+
+
+def _status(probe, camera: str = "eo"):
+    statuses = [s for a in probe.messages("/diagnostics") for s in a.status if s.name == f"{NS}/enhance_node: {camera}"]
+    return statuses[-1] if statuses else None
+
+
+def _values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values} if status else {}
+
+
+def _frame(stamp: int):
+    arr = np.random.default_rng(stamp).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    msg = array_to_image_msg(arr, "rgb8")
+    msg.header.stamp.sec = stamp
+    return msg
+
+
+def test_managed_node_waits_unconfigured_without_topics(probe):
+    assert probe.lifecycle.state() == "unconfigured"
+    assert probe.wait_for(lambda: _status(probe) is not None, timeout=10)
+    assert _status(probe).message.startswith("unconfigured")
+    assert probe.node.count_publishers(BEST_EFFORT_OUTPUT) == 0
+    assert probe.pubs["eo"].get_subscription_count() == 0
+
+
+def test_configure_loads_and_activate_subscribes(probe):
+    assert probe.lifecycle.transition("configure")
+    assert probe.lifecycle.state() == "inactive"
+    assert probe.wait_for(lambda: probe.node.count_publishers(BEST_EFFORT_OUTPUT) == 1, timeout=10)
+    assert probe.pubs["eo"].get_subscription_count() == 0  # inactive: no input is read
+    assert probe.wait_for(lambda: _values(_status(probe)).get("backend", "").startswith("torch"), timeout=10)
+    assert probe.lifecycle.transition("activate")
+    assert probe.lifecycle.state() == "active"
+    assert probe.wait_for(lambda: probe.pubs["eo"].get_subscription_count() > 0, timeout=10)
+
+
+def test_qos_override_parameter_takes_effect(probe):
+    from rclpy.qos import ReliabilityPolicy
+
+    def reliability(topic: str):
+        infos = [i for i in probe.node.get_publishers_info_by_topic(topic) if i.node_name == "enhance_node"]
+        return infos[0].qos_profile.reliability if infos else None
+
+    assert probe.wait_for(lambda: reliability(BEST_EFFORT_OUTPUT) is not None, timeout=10)
+    assert reliability(BEST_EFFORT_OUTPUT) == ReliabilityPolicy.BEST_EFFORT
+    assert reliability(f"{NS}/eo/super_resolved/image_raw") == ReliabilityPolicy.RELIABLE  # the default
+
+
+def test_no_inference_without_subscribers(probe):
+    frame = _frame(10)
+    assert probe.wait_for(
+        lambda: int(_values(_status(probe)).get("frames idle (no subscribers)", 0)) >= 3,
+        republish=lambda: probe.pubs["eo"].publish(frame),
+        timeout=20,
+    )
+    status = _status(probe)
+    assert status.message == "idle: no subscribers" and status.level == bytes([0])
+    assert _values(status)["frames published"] == "0"
+    assert "infer p50 (ms)" not in _values(status)  # nothing was inferred
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    probe.subscribe("eo/deblurred/image_raw", Image, QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    assert probe.wait_for(
+        lambda: any(m.header.stamp.sec == 10 for m in probe.messages("eo/deblurred/image_raw")),
+        republish=lambda: probe.pubs["eo"].publish(frame),
+        timeout=30,
+    )
+
+
+def test_diagnostics_warn_when_frames_stop(probe):
+    time.sleep(1.5)  # diagnostics.stale_after is 1 s
+    assert probe.wait_for(lambda: _status(probe).message.startswith("no frame received for"), timeout=5)
+    assert _status(probe).level == bytes([1])
+    assert _status(probe).hardware_id == "srdb_enhancer"
+
+
+def test_deactivate_stops_and_cleanup_releases(probe):
+    assert probe.lifecycle.transition("deactivate")
+    assert probe.wait_for(lambda: probe.pubs["eo"].get_subscription_count() == 0, timeout=10)
+    probe.clear()
+    for _ in range(5):
+        probe.pubs["eo"].publish(_frame(11))
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert not probe.messages("eo/deblurred/image_raw")
+    assert probe.lifecycle.transition("cleanup")
+    assert probe.lifecycle.state() == "unconfigured"
+    assert probe.wait_for(lambda: probe.node.count_publishers(BEST_EFFORT_OUTPUT) == 0, timeout=10)
+    assert probe.lifecycle.transition("configure") and probe.lifecycle.transition("activate")  # and back up
+    assert probe.wait_for(lambda: probe.pubs["eo"].get_subscription_count() > 0, timeout=10)
+
+
+def test_failed_configure_is_a_failure_transition_not_a_crash(probe, tmp_path):
+    log = tmp_path / "bad.log"
+    proc = _start("/broken", log, f"weights_path:={tmp_path / 'missing.safetensors'}")
+    try:
+        lifecycle = Lifecycle(probe.node, "/broken/enhance_node")
+        assert lifecycle.wait(60), log.read_text()
+        assert not lifecycle.transition("configure")
+        assert lifecycle.state() == "unconfigured"
+        assert proc.poll() is None
+        assert "configure failed" in log.read_text()
+    finally:
+        stop_process(proc)
