@@ -63,3 +63,43 @@ def test_weight_metadata_is_validated_before_any_allocation(tmp_path, config):
     assert path.stat().st_size < 1000
     with pytest.raises(WeightFileError, match="invalid model description"):
         load_model(path)
+
+
+def test_a_damaged_onnx_cache_entry_is_detected_and_exported_again(tmp_path, student_weights):
+    import onnxruntime as ort
+
+    from srdb_ros.export.onnx_export import ensure_onnx
+
+    path = ensure_onnx(student_weights, "deblur", tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # cut short, as by a crash or a full disk
+    assert ensure_onnx(student_weights, "deblur", tmp_path) == path
+    assert path.read_bytes() == good
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF  # one damaged byte that still parses
+    path.write_bytes(bytes(flipped))
+    ensure_onnx(student_weights, "deblur", tmp_path)
+    assert path.read_bytes() == good
+
+
+def test_concurrent_first_starts_share_an_empty_cache(tmp_path, student_weights):
+    """Four processes exporting into one empty cache at once all succeed and leave one valid entry."""
+    code = (
+        "import sys; from srdb_ros.export.onnx_export import ensure_onnx; "
+        "import onnxruntime as ort; p = ensure_onnx(sys.argv[1], 'sr', sys.argv[2]); "
+        "ort.InferenceSession(str(p), providers=['CPUExecutionProvider']); print(p)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(student_weights), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".onnx", ".sha256"]  # no temporary file left

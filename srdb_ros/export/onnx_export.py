@@ -147,12 +147,21 @@ def file_digest(path: str | Path) -> str:
 
 
 def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = None) -> Path:
-    """ONNX for ``weights``/``task``, exported once into the cache (keyed by the weights' hash)."""
+    """ONNX for ``weights``/``task``, exported once into the cache (keyed by the weights' hash). Each entry has a
+    ``.sha256`` sidecar written after it; an entry that does not match its sidecar (damaged, or cut short by a
+    crash) is exported again, so a bad cache never becomes a permanent start failure."""
     digest = file_digest(weights)[:16]
     path = Path(directory or cache_dir() / "onnx") / f"{Path(weights).stem}-{digest}-{task}.onnx"
-    if not path.is_file():
-        LOG.info("exporting %s (%s) to %s", weights, task, path)
-        export_onnx(load_model_or_config(weights), task, path, check=False)
+    checksum = path.with_name(path.name + ".sha256")
+    if path.is_file():
+        recorded = checksum.read_text().strip() if checksum.is_file() else None
+        if recorded == file_digest(path):
+            return path
+        LOG.warning("cached %s does not match its checksum (damaged or incomplete); exporting it again", path)
+    LOG.info("exporting %s (%s) to %s", weights, task, path)
+    export_onnx(load_model_or_config(weights), task, path, check=False)
+    with atomic_output(checksum) as tmp:
+        tmp.write_text(file_digest(path) + "\n")
     return path
 
 
