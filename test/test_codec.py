@@ -13,6 +13,7 @@ from srdb_ros.core.image_codec import (
     CONVERTED_ENCODINGS,
     DISPLAY_ENCODINGS,
     ImageConversionError,
+    compressed_size,
     decode_compressed,
     decode_image,
     encode_image,
@@ -117,6 +118,21 @@ def test_compressed_png_jpeg_and_16bit_png():
         decode_compressed(SimpleNamespace(format="16UC1; compressedDepth png", data=b"\0" * 12))
     with pytest.raises(ImageConversionError, match="exceeds max_pixels"):
         decode_compressed(png, max_pixels=100)
+    assert compressed_size(png.data) == (32, 24) and compressed_size(jpeg_bytes) == (32, 24)
+
+
+def test_a_compressed_image_declaring_gigapixels_is_refused_before_decoding(monkeypatch):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+    bomb += chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded a frame over max_pixels"))
+    with pytest.raises(ImageConversionError, match="60000x60000 exceeds max_pixels"):
+        decode_compressed(SimpleNamespace(format="png", data=bomb), max_pixels=10_000_000)
 
 
 def test_32fc1_temperatures_keep_their_units_through_the_enhancer(student_weights):

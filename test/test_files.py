@@ -103,3 +103,13 @@ def test_concurrent_first_starts_share_an_empty_cache(tmp_path, student_weights)
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     assert len({out.strip() for out, _ in results}) == 1
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".onnx", ".sha256"]  # no temporary file left
+
+
+def test_measured_peak_memory_stays_within_the_documented_table():
+    from srdb_ros.inference.memory import PEAK_BYTES_PER_PIXEL, max_pixels_for, measure
+
+    _, per_pixel = measure("deblur", 640, 480)
+    assert 0 < per_pixel <= PEAK_BYTES_PER_PIXEL["cpu"]["deblur"], per_pixel
+    _, per_pixel = measure("sr", 320, 240)
+    assert 0 < per_pixel <= PEAK_BYTES_PER_PIXEL["cpu"]["sr"], per_pixel
+    assert max_pixels_for("sr", "cpu", 10**9, tile_size=256) > max_pixels_for("sr", "cpu", 10**9)  # tiling helps

@@ -38,6 +38,7 @@ def managed(student_weights, tmp_path_factory):
         f"qos_overrides.{BEST_EFFORT_OUTPUT}.publisher.reliability:=best_effort",
         "diagnostics.period:=0.3",
         "diagnostics.stale_after:=1.0",
+        "memory_budget_mb:=60.0",
     )
     yield proc, log
     stop_process(proc)
@@ -158,6 +159,21 @@ def test_no_inference_without_subscribers(probe):
         republish=lambda: probe.pubs["eo"].publish(frame),
         timeout=30,
     )
+
+
+def test_frame_limit_follows_the_memory_budget(probe, managed):
+    """60 MB at 2 kB per deblurred pixel (inference.memory's measured table): frames over 30000 pixels are refused."""
+    from srdb_ros.inference.memory import max_pixels_for
+
+    limit = max_pixels_for("deblur", "cpu", 60_000_000)
+    assert limit == 30000
+    big = array_to_image_msg(np.zeros((200, 240, 3), np.uint8), "rgb8")  # 48000 pixels
+    assert probe.wait_for(
+        lambda: f"exceeds max_pixels={limit}" in managed[1].read_text(),
+        republish=lambda: probe.pubs["eo"].publish(big),
+        timeout=20,
+    )
+    assert "frame limit eo (deblur) 0.0 MP" in managed[1].read_text()
 
 
 def test_diagnostics_warn_when_frames_stop(probe):

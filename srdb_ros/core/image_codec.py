@@ -170,6 +170,10 @@ def decode_compressed(msg, max_pixels: int = 0, min_side: int = 1) -> DecodedIma
         raise ImageConversionError("compressedDepth images are not supported; use the compressed transport")
     if fmt and not any(f in fmt for f in COMPRESSED_FORMATS):
         raise ImageConversionError(f"unsupported compressed format {_shown(msg.format)!r}; supported: jpeg, png")
+    data = bytes(msg.data[:65536]) if len(msg.data) > 65536 else bytes(msg.data)
+    declared = compressed_size(data)
+    if declared is not None:  # refuse before decoding: a small file can declare gigapixels
+        _check_size(declared[1], declared[0], max_pixels, min_side)
     arr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageConversionError(f"cannot decode the {len(msg.data)}-byte {fmt or 'compressed'} image")
@@ -184,6 +188,29 @@ def decode_compressed(msg, max_pixels: int = 0, min_side: int = 1) -> DecodedIma
     if arr.dtype == np.uint16:
         return DecodedImage(arr, "mono16" if arr.ndim == 2 else "bgr16")
     raise ImageConversionError(f"compressed image decodes to unsupported type {arr.dtype}")
+
+
+def compressed_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG stream declares in its header (None when it cannot be read from ``head``)."""
+    import struct
+
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame: the image size
+            height, width = struct.unpack(">HH", head[i + 5 : i + 9])
+            return width, height
+        i += 2 + struct.unpack(">H", head[i + 2 : i + 4])[0]
+    return None
 
 
 def encode_image(arr: np.ndarray, encoding: str) -> ImageFields:

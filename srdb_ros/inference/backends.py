@@ -39,6 +39,7 @@ class Backend(ABC):
     name = "backend"
     multiple = PAD_MULTIPLE
     upscale = SCALE
+    memory_device = "cpu"  # where frames take memory: "cpu" or "cuda" (sizes the frame limit, inference.memory)
 
     @abstractmethod
     def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,6 +94,7 @@ class TorchBackend(Backend):
         self.upscale = self.model.upscale
         self._torch = torch
         self.cuda = self.device.type == "cuda"
+        self.memory_device = self.device.type
         self._forward = self.model
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -185,6 +187,7 @@ class OnnxRuntimeBackend(Backend):
                 "device 'cuda' requested, but this onnxruntime has no CUDA/TensorRT provider "
                 "(pip install onnxruntime-gpu)"
             )
+        self.memory_device = "cpu" if self.providers[0] == "CPUExecutionProvider" else "cuda"
         self.options = ort.SessionOptions()
         if threads:
             self.options.intra_op_num_threads = threads
@@ -235,6 +238,7 @@ class TensorRTBackend(Backend):
     """
 
     name = "tensorrt"
+    memory_device = "cuda"
 
     def __init__(self, files: ModelFiles, rebuild: bool = True, force_rebuild: bool = False) -> None:
         try:

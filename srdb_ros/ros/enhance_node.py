@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..core.contract import CAMERAS, OUTPUT_NAMES, input_topic, output_tasks, output_topic
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
+from ..inference.memory import budget_bytes, max_pixels_for
 from ..models import WeightFileError
 from ..resources import bundled_model
 from .camera import Camera
@@ -62,6 +63,7 @@ class EnhanceNode(LifecycleNode):
         self.cameras: dict[str, Camera] = {}
         self.stats = {name: CameraStats(window=self._p("diagnostics.window")) for name in CAMERAS}
         self._state = "unconfigured"
+        self._memory_budget = 0  # bytes one frame may take (set at configure)
         self._active_since = 0.0
         self._start_error: Exception | None = None
         self._worker: threading.Thread | None = None
@@ -82,6 +84,7 @@ class EnhanceNode(LifecycleNode):
             backend = self._make_backend()
             self.enhancer = Enhancer(backend, self._agc(), self._p("tile_size"), self._p("tile_overlap"))
             self.backend_name = backend.describe()
+            self._memory_budget = budget_bytes(backend.memory_device, self._p("memory_budget_mb"))
             for name in CAMERAS:
                 if self._p(f"{name}.enabled"):
                     backend.warmup(self._p(f"{name}.task"))
@@ -98,7 +101,9 @@ class EnhanceNode(LifecycleNode):
         if not self.cameras:
             self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
         self._state = "inactive"
-        self.get_logger().info(f"configured: backend {self.backend_name}")
+        limits = ", ".join(f"{n} ({self._p(f'{n}.task')}) {self._max_pixels(n) / 1e6:.1f} MP" for n in self.cameras)
+        source = "max_pixels" if self._p("max_pixels") else f"a {self._memory_budget / 1e9:.1f} GB memory budget"
+        self.get_logger().info(f"configured: backend {self.backend_name}; frame limit {limits or '-'} ({source})")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -264,6 +269,13 @@ class EnhanceNode(LifecycleNode):
             elif f"{name}.task" in changed and self.enhancer is not None and name in self.cameras:
                 self.enhancer.backend.warmup(self._p(f"{name}.task"))
 
+    def _max_pixels(self, camera: str) -> int:
+        """The frame-size limit of a camera: ``max_pixels``, or what its task fits in the memory budget."""
+        if self._p("max_pixels"):
+            return self._p("max_pixels")
+        device = self.enhancer.backend.memory_device if self.enhancer is not None else "cpu"
+        return max(1, max_pixels_for(self._p(f"{camera}.task"), device, self._memory_budget, self._p("tile_size")))
+
     def _agc(self) -> AGCConfig:
         return AGCConfig(*(self._p(k) for k in AGC_PARAMS))
 
@@ -308,7 +320,7 @@ class EnhanceNode(LifecycleNode):
                 continue
             t0 = time.perf_counter()
             try:
-                decoded = image_msg_to_array(msg, self._p("max_pixels"), self._p("min_side"))
+                decoded = image_msg_to_array(msg, self._max_pixels(cam.name), self._p("min_side"))
             except ImageConversionError as exc:
                 self._fail(cam, f"bad frame on {cam.inputs[0].topic_name if cam.inputs else cam.name}: {exc}")
                 continue

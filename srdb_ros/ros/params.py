@@ -120,7 +120,24 @@ PARAMS: tuple[ParamSpec, ...] = (
         1,
     ),
     ParamSpec("batch_cameras", True, "Run EO and IR frames of the same task and size in one backend call"),
-    ParamSpec("max_pixels", 4096 * 4096, "Frames with more pixels are rejected (logged, counted)", False, None, 1),
+    ParamSpec(
+        "max_pixels",
+        0,
+        "Frames with more pixels are rejected (logged, counted); 0 = the most each camera's task fits in "
+        "memory_budget_mb (measured peak bytes per pixel, README)",
+        False,
+        None,
+        0,
+    ),
+    ParamSpec(
+        "memory_budget_mb",
+        0.0,
+        "Memory one frame may take (host RAM on CPU, GPU memory on CUDA) when max_pixels is 0; 0 = half of what "
+        "is available at configure",
+        True,
+        None,
+        0.0,
+    ),
     ParamSpec("min_side", 4, "Frames with a smaller side are rejected", False, None, 1),
     ParamSpec("tile_size", 0, "Run frames larger than this (pixels) in overlapping tiles; 0 = never", False, None, 0),
     ParamSpec("tile_overlap", 16, "Tile overlap in input pixels", False, None, 0, 1024),
