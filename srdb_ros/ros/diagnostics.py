@@ -49,6 +49,11 @@ class CameraStats:
             self.stamp_age_s = stamp_age_s
             self._in_times.append(self.last_receive_at)
 
+    def on_dropped(self) -> None:
+        """A received frame that will not be processed (its camera was disabled or reconfigured meanwhile)."""
+        with self._lock:
+            self.dropped += 1
+
     def on_idle(self) -> None:
         with self._lock:
             self.idle += 1

@@ -223,7 +223,8 @@ class EnhanceNode(LifecycleNode):
         for sub in cam.inputs:
             self.destroy_subscription(sub)
         cam.inputs = []
-        cam.take()
+        if cam.take() is not None:
+            cam.stats.on_dropped()
 
     def _close_camera(self, name: str) -> None:
         cam = self.cameras.pop(name)
@@ -308,8 +309,13 @@ class EnhanceNode(LifecycleNode):
                 continue
             self._wake.clear()
             items = [(cam, item) for cam in list(self.cameras.values()) if (item := cam.take()) is not None]
-            if items:
+            if not items:
+                continue
+            try:
                 self._process(items)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one bad batch
+                for cam, _ in items:
+                    self._fail(cam, f"processing failed on {cam.name}: {exc}")
 
     def _process(self, items: list[tuple[Camera, tuple[object, float]]]) -> None:
         frames: dict[str, list] = {}
@@ -322,13 +328,17 @@ class EnhanceNode(LifecycleNode):
             try:
                 decoded = image_msg_to_array(msg, self._max_pixels(cam.name), self._p("min_side"))
             except ImageConversionError as exc:
-                self._fail(cam, f"bad frame on {cam.inputs[0].topic_name if cam.inputs else cam.name}: {exc}")
+                transport = "compressed" if hasattr(msg, "format") else "raw"
+                self._fail(cam, f"bad frame on {input_topic(cam.name, transport)}: {exc}")
                 continue
             convert_ms = (time.perf_counter() - t0) * 1e3
             frame = Frame(decoded.array, task, decoded.color_order, decoded.radiometric)
             frames.setdefault(task, []).append((cam, msg, t_recv, convert_ms, frame, decoded.encoding))
         enhancer = self.enhancer
-        if enhancer is None:
+        if enhancer is None:  # cleaned up meanwhile
+            for group in frames.values():
+                for cam, *_ in group:
+                    cam.stats.on_dropped()
             return
         for task, group in frames.items():
             chunks = [group] if self._p("batch_cameras") else [[g] for g in group]
@@ -353,7 +363,8 @@ class EnhanceNode(LifecycleNode):
         try:
             with self._io_lock:
                 if self.cameras.get(cam.name) is not cam:
-                    return  # the camera was disabled or reconfigured while this frame ran
+                    cam.stats.on_dropped()  # the camera was disabled or reconfigured while this frame ran
+                    return
                 for task in output_tasks(frame.task):
                     image = result.deblurred if task == "deblur" else result.super_resolved
                     cam.images[task].publish(array_to_image_msg(image, encoding, msg.header))
