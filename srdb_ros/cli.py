@@ -100,6 +100,12 @@ def _run_demo(args) -> int:
     return demo_command(_options(DemoOptions, args))
 
 
+def _run_soak(args) -> int:
+    from .evaluation.soak import SoakOptions, soak_command
+
+    return soak_command(_options(SoakOptions, args))
+
+
 def _run_blur_preview(args) -> int:
     from .data.preview import BlurPreviewOptions, blur_preview_command
 
@@ -453,6 +459,25 @@ def _enhance(sub) -> None:
     p.set_defaults(handler=_run_enhance)
 
 
+def _soak(sub) -> None:
+    p = sub.add_parser(
+        "soak",
+        help="overload the node for minutes and print memory, drops and latency over time",
+        description="Start enhance_node as its own process, measure how many EO+IR frame pairs per second it "
+        "answers (lockstep), then publish at --overload times that rate for --minutes, printing every "
+        "--report-every seconds the node's RSS, frames sent / answered / dropped / failed and end-to-end latency "
+        "percentiles. EO frames are deblurred at --width x --height, IR frames super-resolved x4 from a quarter "
+        "of that. Arguments after -- go to the node.",
+    )
+    p.add_argument("--minutes", type=float, default=10.0, help="length of the overload phase (default 10)")
+    p.add_argument("--overload", type=float, default=2.0, help="publish rate / measured capacity (default 2)")
+    p.add_argument("--width", type=int, default=640, help="EO frame width (default 640)")
+    p.add_argument("--height", type=int, default=480, help="EO frame height (default 480)")
+    p.add_argument("--report-every", type=float, default=30.0, help="seconds between rows (default 30)")
+    p.add_argument("--out", default="", help="also write every row to this JSON file")
+    p.set_defaults(handler=_run_soak)
+
+
 COMMANDS = (
     _info,
     _export,
@@ -467,6 +492,7 @@ COMMANDS = (
     _demo,
     _blur_preview,
     _enhance,
+    _soak,
 )
 
 

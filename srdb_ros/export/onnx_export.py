@@ -157,7 +157,8 @@ def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = N
         recorded = checksum.read_text().strip() if checksum.is_file() else None
         if recorded == file_digest(path):
             return path
-        LOG.warning("cached %s does not match its checksum (damaged or incomplete); exporting it again", path)
+        why = "does not match its checksum (damaged or incomplete)" if recorded else "has no checksum record"
+        LOG.warning("cached %s %s; exporting it again", path, why)
     LOG.info("exporting %s (%s) to %s", weights, task, path)
     export_onnx(load_model_or_config(weights), task, path, check=False)
     with atomic_output(checksum) as tmp:
