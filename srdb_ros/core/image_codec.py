@@ -79,14 +79,15 @@ class DecodedImage:
 
 @dataclass(frozen=True)
 class ImageFields:
-    """The payload fields of a sensor_msgs/Image (the header is the caller's)."""
+    """The payload fields of a sensor_msgs/Image (the header is the caller's); ``data`` is a byte view of the
+    array's memory (no copy is made here)."""
 
     height: int
     width: int
     encoding: str
     is_bigendian: int
     step: int
-    data: bytes
+    data: memoryview
 
 
 def _layout(encoding: str) -> tuple[np.dtype, int]:
@@ -229,7 +230,7 @@ def encode_image(arr: np.ndarray, encoding: str) -> ImageFields:
         encoding=encoding,
         is_bigendian=int(sys.byteorder == "big"),
         step=int(arr.shape[1] * channels * arr.itemsize),
-        data=arr.tobytes(),
+        data=memoryview(arr.reshape(-1).view(np.uint8)),
     )
 
 

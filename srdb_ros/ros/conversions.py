@@ -7,6 +7,8 @@ raw bytes where it imports (a ROS install); elsewhere the codec does, honouring 
 
 from __future__ import annotations
 
+import array
+
 import numpy as np
 
 from ..core.image_codec import (
@@ -57,15 +59,18 @@ def image_msg_to_array(msg, max_pixels: int = 0, min_side: int = 1) -> DecodedIm
 
 
 def array_to_image_msg(arr: np.ndarray, encoding: str, header=None):
-    """Build a sensor_msgs/Image (native byte order, unpadded rows) from an array of the encoding's type."""
+    """Build a sensor_msgs/Image (native byte order, unpadded rows) from an array of the encoding's type. The
+    pixels are copied once, straight from the array's memory into the message's ``array('B')``."""
     from sensor_msgs.msg import Image
 
     fields = encode_image(arr, encoding)
+    data = array.array("B")
+    data.frombytes(fields.data)
     msg = Image()
     if header is not None:
         msg.header = header
     msg.height, msg.width, msg.encoding = fields.height, fields.width, fields.encoding
-    msg.is_bigendian, msg.step, msg.data = fields.is_bigendian, fields.step, fields.data
+    msg.is_bigendian, msg.step, msg.data = fields.is_bigendian, fields.step, data
     return msg
 
 
