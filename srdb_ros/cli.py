@@ -64,7 +64,13 @@ def _run_fig9(args) -> int:
 def _run_bench(args) -> int:
     from .benchmark.bench import BenchOptions, bench_command
 
-    return bench_command(_options(BenchOptions, args))
+    message_path = None
+    if args.mode == "ros":
+        try:
+            from .ros.message_path import message_path
+        except ImportError as exc:
+            raise RuntimeError(f"--mode ros needs the ROS 2 Python runtime (rclpy, sensor_msgs): {exc}") from exc
+    return bench_command(_options(BenchOptions, args), message_path)
 
 
 def _run_make_bag(args) -> int:
@@ -342,6 +348,12 @@ def _bench(sub) -> None:
         "--no-quality", dest="quality", action="store_false", help="skip the output-quality check against the fp32 path"
     )
     p.add_argument("--json", action="store_true", help="print the records as JSON")
+    p.add_argument(
+        "--mode",
+        choices=("default", "ros"),
+        default="default",
+        help="ros: also time the node's message path (sensor_msgs/Image in, conversion, enhance, Image out; no DDS)",
+    )
     p.set_defaults(handler=_run_bench)
 
 

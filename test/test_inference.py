@@ -178,13 +178,15 @@ def test_backends_agree(tmp_path, student_weights):
         assert np.abs(a[key] - b[key]).max() < 1e-3
 
 
-def test_enhancer_batches_equal_shapes_and_keeps_dtypes(student_weights):
-    enhancer = Enhancer(TorchBackend(student_weights, "cpu"))
+@pytest.mark.parametrize("on_device", [False, True])
+def test_enhancer_batches_equal_shapes_and_keeps_dtypes(student_weights, on_device):
+    enhancer = Enhancer(TorchBackend(student_weights, "cpu"), device_processing=on_device)
     eo = (np.random.default_rng(5).random((24, 30, 3)) * 255).astype(np.uint8)
     ir = (np.random.default_rng(6).random((24, 30)) * 65535).astype(np.uint16)
     calls = []
-    original = enhancer.backend.infer
-    enhancer.backend.infer = lambda task, x: calls.append(x.shape) or original(task, x)
+    method = "infer_tensor" if on_device else "infer"
+    original = getattr(enhancer.backend, method)
+    setattr(enhancer.backend, method, lambda task, x: calls.append(tuple(x.shape)) or original(task, x))
     results = enhancer.enhance_batch([Frame(eo, "sr", "rgb"), Frame(ir, "sr")])
     assert calls == [(2, 3, 24, 32)]
     assert results[0].super_resolved.shape == (96, 120, 3) and results[0].super_resolved.dtype == np.uint8
@@ -307,7 +309,7 @@ def test_bench_json_has_ratio_column(tmp_path):
             "--task",
             "sr",
             "--backend",
-            "onnxruntime",
+            "torch",
             "--device",
             "cpu",
             "--size",
@@ -316,6 +318,8 @@ def test_bench_json_has_ratio_column(tmp_path):
             "1",
             "--warmup",
             "0",
+            "--mode",
+            "ros",
             "--json",
         ],
         capture_output=True,
@@ -328,12 +332,15 @@ def test_bench_json_has_ratio_column(tmp_path):
     records = report["records"]
     drift = report["quality_vs_fp32"]
     assert {d["task"] for d in drift} == {"deblur", "sr"}
-    assert all(d["psnr_diff_db_max_abs"] < 0.05 for d in drift)  # ONNX Runtime fp32 vs PyTorch fp32
+    assert all(d["psnr_diff_db_max_abs"] < 0.05 for d in drift)  # the device path vs the fp32 NumPy path
     ours = [r for r in records if r["backend"] != "reference"]
     assert {r["size"] for r in records} == {"310x246", "64x48"}
-    assert {r["mode"] for r in ours} == {"model", "end_to_end"}
+    assert {r["mode"] for r in ours} == {"model", "end_to_end", "end_to_end_numpy", "ros"}
+    assert {r["mode"] for r in records if r["backend"] == "reference"} == {"model", "end_to_end"}
     for r in ours:
         assert r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] and r["ratio_vs_reference"] > 0
+    ros = next(r for r in ours if r["mode"] == "ros")
+    assert {"convert", "preprocess", "infer", "postprocess", "to_message"} <= set(ros["stages_ms"])
 
 
 def test_force_engine_update_reaches_tensorrt_under_auto(monkeypatch, student_weights):
@@ -389,3 +396,50 @@ def test_srdb_enhance_writes_results_and_side_by_side_panels(tmp_path, student_w
     assert sr.shape == (144, 176, 3) and deblurred.shape == (40, 52) and deblurred.dtype == np.uint16
     panel = cv2.imread(str(tmp_path / "out" / "colour_super_resolved_side_by_side.png"))
     assert panel.shape[1] == 2 * 176 + 6
+
+
+@pytest.mark.parametrize("task", ["deblur", "sr", "both"])
+@pytest.mark.parametrize(
+    "dtype, order, shape",
+    [
+        (np.uint8, "rgb", (37, 51, 3)),
+        (np.uint8, "bgr", (40, 44, 3)),
+        (np.uint8, "mono", (29, 33)),
+        (np.uint16, "mono", (31, 45)),
+        (np.uint16, "rgb", (24, 30, 3)),
+        (np.float32, "mono", (26, 34)),
+    ],
+)
+def test_device_path_matches_the_numpy_path(student_weights, task, dtype, order, shape):
+    """Issue 17: pre/post-processing as torch ops on the backend's device gives the NumPy path's images within
+    one grey level (one count for 16-bit, 1e-3 of the range for 32FC1)."""
+    rng = np.random.default_rng(5)
+    if dtype == np.uint8:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+    elif dtype == np.uint16:
+        image = rng.integers(2000, 9000, shape).astype(np.uint16)
+    else:
+        image = (280 + 40 * rng.random(shape)).astype(np.float32)
+    backend = TorchBackend(str(student_weights), "cpu")
+    radiometric = True if dtype == np.float32 else None
+    frame = [Frame(image, task, order if order != "mono" else "rgb", radiometric)]
+    numpy_path = Enhancer(backend, device_processing=False).enhance_batch(frame)[0]
+    device_path = Enhancer(backend, device_processing=True).enhance_batch(frame)[0]
+    for name in ("deblurred", "super_resolved"):
+        a, b = getattr(numpy_path, name), getattr(device_path, name)
+        assert (a is None) == (b is None)
+        if a is None:
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape
+        tolerance = 1e-3 * 40 if dtype == np.float32 else 1
+        assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= tolerance, name
+
+
+def test_device_percentiles_match_numpy():
+    import torch
+
+    from srdb_ros.inference.device_processing import percentiles
+
+    values = np.random.default_rng(6).integers(0, 65535, 10007).astype(np.float32)
+    for qs in ((1.0, 99.0), (0.0, 100.0), (2.5, 97.3)):
+        np.testing.assert_allclose(percentiles(torch.from_numpy(values), qs), np.percentile(values, qs), rtol=1e-6)

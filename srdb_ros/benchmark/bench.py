@@ -1,10 +1,17 @@
 """``srdb bench``: latency of each backend and task against the reference code, in one process.
 
-For every (backend, task, size): model-only latency (the backend on a padded float array) and end-to-end
-latency (uint8 image -> pre-processing -> backend -> post-processing -> uint8 image), median and p95, FPS,
-and the ratio of the reference's median to ours (> 1 means faster than the reference). The reference is the
-official MIMO-UNet-16 / SPAN-48 forward in eager fp32 (see :mod:`srdb_ros.models.reference`): for ``deblur``
-MIMO-UNet on the frame, for ``sr``/``both`` MIMO-UNet then SPAN on the low-resolution frame.
+For every (backend, task, size), median and p95 latency, FPS and the ratio of the reference's median to ours
+(> 1 means faster than the reference), in these modes:
+
+- ``model``: the backend on a padded float array;
+- ``end_to_end``: uint8 image -> pre-processing -> backend -> post-processing -> uint8 image (for PyTorch, on
+  the backend's device), and ``end_to_end_numpy`` for PyTorch with the NumPy pre/post-processing, to compare;
+- ``ros`` (``--mode ros``): a sensor_msgs/Image in, conversion, enhance, the output Image message built (no DDS).
+
+End-to-end modes also give the median of each stage (convert, preprocess, infer, postprocess, to_message).
+The reference is the official MIMO-UNet-16 / SPAN-48 forward in eager fp32 (see
+:mod:`srdb_ros.models.reference`): for ``deblur`` MIMO-UNet on the frame, for ``sr``/``both`` MIMO-UNet then
+SPAN on the low-resolution frame; its ``end_to_end`` adds the reference code's own uint8 <-> tensor steps.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class Record:
     fps: float
     ratio_vs_reference: float | None = None
     peak_gpu_mib: float | None = None
+    stages_ms: dict[str, float] | None = None  # median of each stage (end-to-end modes)
 
 
 def _sync(device: str) -> None:
@@ -78,12 +86,31 @@ def _record(backend: str, device: str, task: str, size, mode: str, times: list[f
     )
 
 
-def reference_records(task: str, size, device: str, repeats: int, warmup: int, base_channels: int) -> Record:
+def reference_records(
+    task: str, size, device: str, repeats: int, warmup: int, base_channels: int, image: np.ndarray
+) -> list[Record]:
+    """The reference's model-only time, and its end-to-end time with the reference code's own uint8 <-> tensor
+    steps (``/255``, pad, forward, clamp, ``*255``, round, crop, back to the host)."""
     ref = ReferencePipeline(base_channels).eval().to(device)
     x = torch.rand(1, 3, size[1] + (-size[1]) % 4, size[0] + (-size[0]) % 4, device=device)
+    scale = 1 if task == "deblur" else 4
+
+    def end_to_end() -> np.ndarray:
+        t = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255.0
+        h, w = t.shape[-2:]
+        t = torch.nn.functional.pad(t, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
+        y = ref(t, task)[..., : h * scale, : w * scale].clamp(0, 1)
+        return (y * 255.0).round().byte()[0].permute(1, 2, 0).cpu().numpy()
+
     with torch.no_grad():
-        times = time_call(lambda: ref(x, task), repeats, warmup, device)
-    return _record("reference", device, task, size, "model", times)
+        model = time_call(lambda: ref(x, task), repeats, warmup, device)
+        e2e = time_call(end_to_end, repeats, max(1, warmup // 2), device)
+    return [_record("reference", device, task, size, mode, t) for mode, t in (("model", model), ("end_to_end", e2e))]
+
+
+def _stage_medians(timings: list[dict[str, float]]) -> dict[str, float]:
+    stages = dict.fromkeys(k for t in timings for k in t)
+    return {k: round(statistics.median(t[k] for t in timings if k in t), 2) for k in stages}
 
 
 def make_backends(names: list[str], device: str, model, precision: str, workdir) -> list:
@@ -122,9 +149,13 @@ class BenchOptions:
     threads: int = 0
     quality: bool = True
     json: bool = False
+    mode: str = "default"  # "ros" adds the message path
 
 
-def run_bench(opts: BenchOptions) -> tuple[list[Record], list[dict]]:
+def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list[dict]]:
+    """Every record of the run and the quality drift rows. ``message_path(enhancer, image, task)`` (given by the
+    CLI from the ROS layer for ``--mode ros``) returns a callable that runs one frame as a message and returns its
+    stage timings."""
     import tempfile
     from pathlib import Path
 
@@ -147,29 +178,37 @@ def run_bench(opts: BenchOptions) -> tuple[list[Record], list[dict]]:
             )
             for size in sizes:
                 w, h = size
-                ref = reference_records(task, size, device, repeats, warmup, base)
-                records.append(ref)
                 image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                refs = {r.mode: r for r in reference_records(task, size, device, repeats, warmup, base, image)}
+                records.extend(refs.values())
                 x, _ = pad_array(np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32), 4)
                 for backend in backends:
-                    dev = getattr(backend, "device", device)
-                    dev = dev.type if hasattr(dev, "type") else str(dev)
+                    dev = backend.memory_device
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
-                    model_times = time_call(lambda b=backend, t=task, a=x: b.infer(t, a), repeats, warmup, device)
-                    enhancer = Enhancer(backend)
-                    e2e_times = time_call(
-                        lambda e=enhancer, t=task, i=image: e.enhance(i, t), repeats, max(1, warmup // 2), device
-                    )
-                    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-                    for mode, times in (("model", model_times), ("end_to_end", e2e_times)):
+                    runs = {"model": (lambda b=backend, t=task, a=x: b.infer(t, a), None)}
+                    enhancers = {"end_to_end": Enhancer(backend)}
+                    if isinstance(backend, TorchBackend):
+                        enhancers["end_to_end_numpy"] = Enhancer(backend, device_processing=False)
+                    for mode, enhancer in enhancers.items():
+                        runs[mode] = (lambda e=enhancer, t=task, i=image: e.enhance(i, t).timings_ms, True)
+                    if message_path is not None and opts.mode == "ros":
+                        runs["ros"] = (message_path(enhancers["end_to_end"], image, task), True)
+                    for mode, (fn, staged) in runs.items():
+                        timings: list[dict] = []
+                        call = (lambda f=fn, s=timings: s.append(f())) if staged else fn
+                        times = time_call(call, repeats, warmup if mode == "model" else max(1, warmup // 2), device)
+                        peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
                         rec = _record(backend.describe(), dev, task, size, mode, times, peak)
-                        rec.ratio_vs_reference = round(ref.median_ms / rec.median_ms, 3)
+                        reference = refs["model" if mode == "model" else "end_to_end"]
+                        rec.ratio_vs_reference = round(reference.median_ms / rec.median_ms, 3)
+                        rec.stages_ms = _stage_medians(timings[-repeats:]) if timings else None
                         records.append(rec)
                         if not opts.json:
                             _print_row(rec)
                 if not opts.json:
-                    _print_row(ref)
+                    for ref in refs.values():
+                        _print_row(ref)
         drift = quality_drift(backends, Path(tmp) / "bench_model.safetensors") if opts.quality else []
     return records, drift
 
@@ -213,20 +252,25 @@ def _print_row(r: Record) -> None:
     ratio = f"{r.ratio_vs_reference:.2f}x" if r.ratio_vs_reference is not None else "1.00x (ref)"
     peak = f" peak {r.peak_gpu_mib:.0f} MiB" if r.peak_gpu_mib else ""
     print(
-        f"{r.backend:42s} {r.task:7s} {r.size:>9s} {r.mode:10s} median {r.median_ms:9.1f} ms  "
+        f"{r.backend:42s} {r.task:7s} {r.size:>9s} {r.mode:16s} median {r.median_ms:9.1f} ms  "
         f"p95 {r.p95_ms:9.1f} ms  {r.fps:7.2f} FPS  vs reference {ratio}{peak}",
         flush=True,
     )
+    if r.stages_ms:
+        total = r.median_ms or 1.0
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in r.stages_ms.items())
+        outside = 100.0 * (1.0 - r.stages_ms.get("infer", 0.0) / total)
+        print(f"{'':42s}   stages (median ms): {parts}; outside inference {outside:.1f} %", flush=True)
 
 
-def bench_command(opts: BenchOptions) -> int:
+def bench_command(opts: BenchOptions, message_path=None) -> int:
     """``srdb bench``."""
     if not opts.json:
         print(
             f"srdb bench: model {opts.model or 'bundled student'}, device {opts.device}; "
             f"ratio = reference median / ours (reference: official MIMO-UNet + SPAN forward, eager fp32)"
         )
-    records, drift = run_bench(opts)
+    records, drift = run_bench(opts, message_path)
     if opts.json:
         print(json.dumps({"records": [asdict(r) for r in records], "quality_vs_fp32": drift}, indent=2))
         return 0

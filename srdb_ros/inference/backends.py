@@ -131,6 +131,18 @@ class TorchBackend(Backend):
                 t = t.contiguous(memory_format=torch.channels_last)
             return split_outputs(task, [r.float().cpu().numpy() for r in self._run(t, task)])
 
+    def infer_tensor(self, task: str, t) -> dict:
+        """``t``: Nx3xHxW on this backend's device and dtype (H, W multiples of :attr:`multiple`); the outputs stay
+        on the device (on CUDA, in the captured graph's buffers until the next call)."""
+        torch = self._torch
+        if self.cuda and self.use_graphs:
+            key = (task, tuple(t.shape))
+            if key not in self._graphs:
+                self._graphs[key] = _CapturedGraph(self, task, tuple(t.shape))
+            return split_outputs(task, self._graphs[key].run_device(t))
+        with torch.inference_mode():
+            return split_outputs(task, self._run(t, task))
+
     def close(self) -> None:
         if self.cuda:
             self._graphs.clear()
@@ -166,6 +178,16 @@ class _CapturedGraph:
                 host.copy_(dev, non_blocking=True)
         self.stream.synchronize()
         return [h.numpy().copy() for h in self.host_out]
+
+    def run_device(self, t) -> list:
+        """Replay on a device tensor; the outputs are the graph's own buffers (valid until the next replay)."""
+        torch = self.torch
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            self.dev_in.copy_(t, non_blocking=True)
+            self.graph.replay()
+        torch.cuda.current_stream().wait_stream(self.stream)
+        return self.dev_out
 
 
 class OnnxRuntimeBackend(Backend):

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.contract import TASKS, output_tasks
-from .backends import Backend
+from .backends import Backend, TorchBackend
+from .device_processing import DeviceProcessor
 from .processing import AGCConfig, FrameLayout, array_to_image, crop_array, image_to_array, pad_array, run_tiled
 
 
@@ -32,15 +33,29 @@ class EnhanceResult:
 
 
 class Enhancer:
-    """Pre-process, run a backend, post-process. Knows nothing about ROS."""
+    """Pre-process, run a backend, post-process. Knows nothing about ROS.
+
+    With a PyTorch backend (``device_processing``, the default for it), pre- and post-processing run as torch
+    operations on the backend's device and the frame crosses to the device once, in its own dtype
+    (:mod:`.device_processing`); other backends, and tiling, use the NumPy path (:mod:`.processing`).
+    """
 
     def __init__(
-        self, backend: Backend, agc: AGCConfig | None = None, tile_size: int = 0, tile_overlap: int = 16
+        self,
+        backend: Backend,
+        agc: AGCConfig | None = None,
+        tile_size: int = 0,
+        tile_overlap: int = 16,
+        device_processing: bool | None = None,
     ) -> None:
         self.backend = backend
         self.agc = agc or AGCConfig()
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
+        on_device = isinstance(backend, TorchBackend) if device_processing is None else device_processing
+        if on_device and not isinstance(backend, TorchBackend):
+            raise ValueError("device_processing needs a PyTorch backend")
+        self.device = DeviceProcessor(backend.device, backend.dtype, backend.multiple) if on_device else None
 
     def enhance(self, image: np.ndarray, task: str = "deblur", color_order: str = "rgb") -> EnhanceResult:
         return self.enhance_batch([Frame(image, task, color_order)])[0]
@@ -54,6 +69,8 @@ class Enhancer:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if any(f.task != task for f in frames):
             raise ValueError("enhance_batch takes frames of one task; group them by task first")
+        if self.device is not None and not self.tile_size:
+            return self._enhance_on_device(frames, task)
         t0 = time.perf_counter()
         prepared = []
         for f in frames:
@@ -79,6 +96,45 @@ class Enhancer:
             r.timings_ms.update(
                 preprocess=(t1 - t0) * 1e3 / n, infer=(t2 - t1) * 1e3 / n, postprocess=(t3 - t2) * 1e3 / n
             )
+        return results
+
+    def _enhance_on_device(self, frames: list[Frame], task: str) -> list[EnhanceResult]:
+        """The device path: upload, process, infer (equal shapes batched), post-process, download."""
+        import torch
+
+        sync = self.device.cuda
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            prepared = [self.device.to_input(f.image, f.color_order, self.agc, f.radiometric) for f in frames]
+            if sync:
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            groups: dict[tuple, list[int]] = {}
+            for i, (x, _, _) in enumerate(prepared):
+                groups.setdefault(tuple(x.shape), []).append(i)
+            results: list[EnhanceResult | None] = [None] * len(frames)
+            infer_s = post_s = 0.0
+            for indices in groups.values():
+                ti = time.perf_counter()
+                batch = prepared[indices[0]][0] if len(indices) == 1 else torch.cat([prepared[i][0] for i in indices])
+                outs = self.backend.infer_tensor(task, batch)
+                if sync:
+                    torch.cuda.synchronize()
+                tp = time.perf_counter()
+                for j, i in enumerate(indices):
+                    _, layout, size = prepared[i]
+                    result = EnhanceResult()
+                    if "deblur" in outs:
+                        result.deblurred = self.device.to_image(outs["deblur"][j : j + 1], layout, size)
+                    if "sr" in outs:
+                        s = self.backend.upscale
+                        result.super_resolved = self.device.to_image(outs["sr"][j : j + 1], layout, size, s)
+                    results[i] = result
+                infer_s += tp - ti
+                post_s += time.perf_counter() - tp
+        n = len(frames)
+        for r in results:
+            r.timings_ms.update(preprocess=(t1 - t0) * 1e3 / n, infer=infer_s * 1e3 / n, postprocess=post_s * 1e3 / n)
         return results
 
     def _infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
