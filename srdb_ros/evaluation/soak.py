@@ -98,13 +98,13 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     if not opts.minutes > 0 or not opts.overload > 0 or not opts.report_every > 0:
         raise ValueError("minutes, overload and report_every must be > 0")
     domain = free_domain_id()
-    apply_to_current_process(domain)
+    apply_to_current_process()  # RMW, AMENT_PREFIX_PATH, localhost discovery; the domain goes to rclpy.init
     log = Path(opts.out).with_suffix(".node.log") if opts.out else Path(tempfile.mkstemp(suffix="-node.log")[1])
     print_row(f"node log: {log}")
     node_args = ["-p", "log_every_n:=0", "-p", "input_qos:=reliable", *opts.ros_args]
-    proc = start_node(ros_args=node_args, domain_id=domain, log_path=log)
-    rclpy.init()
-    node = rclpy.create_node("srdb_soak")
+    context = rclpy.Context()  # its own: the caller may have rclpy initialised already
+    rclpy.init(context=context, domain_id=domain)
+    node = rclpy.create_node("srdb_soak", context=context)
     tally = Tally()
     outputs = {"eo": output_topic("eo", "deblur"), "ir": output_topic("ir", "sr")}
     for camera, topic in outputs.items():
@@ -112,7 +112,7 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     node.create_subscription(DiagnosticArray, "/diagnostics", tally.on_diagnostics, 10)
     reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {c: node.create_publisher(Image, input_topic(c), reliable) for c in outputs}
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     frames = {c: array_to_image_msg(*f) for c, f in sample_frames(opts.width, opts.height).items()}
@@ -131,7 +131,9 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
         return keys
 
     rows: list[dict] = []
+    proc = None
     try:
+        proc = start_node(ros_args=node_args, domain_id=domain, log_path=log)
         deadline = time.monotonic() + opts.startup_timeout
         while not (
             all(p.get_subscription_count() for p in pubs.values())
@@ -188,12 +190,13 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     finally:
         executor.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except Exception:  # noqa: BLE001
-            proc.kill()
+        rclpy.shutdown(context=context)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                proc.kill()
     if opts.out:
         Path(opts.out).write_text(json.dumps({"options": opts.__dict__, "rows": rows}, indent=2, default=str) + "\n")
     return rows

@@ -7,6 +7,8 @@ input's dtype comes back.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,7 +41,9 @@ class DeviceProcessor:
 
     def upload(self, image: np.ndarray) -> torch.Tensor:
         """The frame on the device in its own dtype (one copy; on CUDA through a pinned buffer, asynchronously)."""
-        host = torch.from_numpy(image if image.dtype != np.uint16 else image.view(np.int16))
+        with warnings.catch_warnings():  # a read-only view of a message buffer: it is only ever read
+            warnings.simplefilter("ignore", UserWarning)
+            host = torch.from_numpy(image if image.dtype != np.uint16 else image.view(np.int16))
         if not self.cuda:
             return host
         key = (tuple(image.shape), host.dtype)
@@ -89,7 +93,7 @@ class DeviceProcessor:
         lo, hi = self.value_range(t, image, agc, radiometric)
         if (lo, hi) != (0.0, 1.0):
             t = (t - lo) * (1.0 / (hi - lo))
-        t = t.clamp_(0.0, 1.0)
+        t = t.clamp(0.0, 1.0)  # not in place: t may still be the caller's (read-only) buffer
         if image.dtype.kind == "f":
             t = torch.nan_to_num(t, nan=0.0)
         t = t.reshape(image.shape[0], image.shape[1], channels).permute(2, 0, 1)
