@@ -22,6 +22,16 @@ OUTPUTS = {
 }
 
 
+def start_test_node(log, *params: str, namespace: str = ""):
+    """The enhance node in its own process on the CPU PyTorch backend, with ``NAME:=VALUE`` parameters."""
+    from srdb_ros.ros.launcher import start_node
+
+    args = ["-r", f"__ns:={namespace}"] if namespace else []
+    for param in ("backend:=torch", "device:=cpu", *params):
+        args += ["-p", param]
+    return start_node(ros_args=args, log_path=log)
+
+
 def stop_process(proc) -> None:
     """End a node process started by a test: SIGTERM, then SIGKILL after 15 s (never left behind)."""
     import subprocess

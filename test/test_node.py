@@ -14,7 +14,7 @@ import yaml
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 
-from ros_probe import RosProbe, stop_process  # noqa: E402
+from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
 from srdb_ros.ros.launcher import start_node  # noqa: E402
@@ -25,22 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def node_process(student_weights, tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "node.log"
-    proc = start_node(
-        ros_args=[
-            "-p",
-            "backend:=torch",
-            "-p",
-            "device:=cpu",
-            "-p",
-            f"weights_path:={student_weights}",
-            "-p",
-            "max_pixels:=40000",
-            "-p",
-            "log_every_n:=5",
-            "-p",
-            "diagnostics.period:=0.5",
-        ],
-        log_path=log,
+    proc = start_test_node(
+        log, f"weights_path:={student_weights}", "max_pixels:=40000", "log_every_n:=5", "diagnostics.period:=0.5"
     )
     yield proc, log
     stop_process(proc)

@@ -12,20 +12,16 @@ import pytest
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 
-from ros_probe import RosProbe, stop_process  # noqa: E402
+from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
-from srdb_ros.ros.launcher import start_node  # noqa: E402
 
 NS = "/managed"
 BEST_EFFORT_OUTPUT = f"{NS}/eo/deblurred/image_raw"
 
 
 def _start(namespace: str, log: Path, *params: str) -> subprocess.Popen:
-    args = ["-r", f"__ns:={namespace}", "-p", "managed:=true", "-p", "backend:=torch", "-p", "device:=cpu"]
-    for p in params:
-        args += ["-p", p]
-    return start_node(ros_args=args, log_path=log)
+    return start_test_node(log, "managed:=true", *params, namespace=namespace)
 
 
 @pytest.fixture(scope="module")

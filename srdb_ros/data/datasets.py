@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..core.image_files import images_under, is_image_file
 from ..core.imaging import bicubic_resize, to_unit
 from .blur import MotionBlurSynthesizer
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 def read_split(list_file: str | Path, root: str | Path | None = None) -> list[Path]:
@@ -49,10 +48,10 @@ def list_images(folders: str | Path | list) -> list[Path]:
         folder = Path(folder)
         if folder.suffix == ".txt" and folder.is_file():
             files += read_split(folder)
-        elif folder.suffix.lower() in IMAGE_SUFFIXES and folder.is_file():
+        elif is_image_file(folder) and folder.is_file():
             files.append(folder)
         elif folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += images_under(folder)
         else:
             raise FileNotFoundError(f"{folder}: image folder not found")
     return files

@@ -11,11 +11,10 @@ import numpy as np
 
 from ..core.contract import OUTPUT_NAMES, output_tasks
 from ..core.files import atomic_output
+from ..core.image_files import images_under
 from ..resources import bundled_model
 from .backends import ModelFiles, create_backend
 from .enhancer import Enhancer
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -34,7 +33,7 @@ def _files(inputs: list[str]) -> list[Path]:
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            found += images_under(item)
         elif item.is_file():
             found.append(item)
         else:

@@ -12,11 +12,10 @@ import pytest
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 
-from ros_probe import RosProbe, stop_process  # noqa: E402
+from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 
 from srdb_ros.core.image_codec import ENCODINGS  # noqa: E402
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
-from srdb_ros.ros.launcher import start_node  # noqa: E402
 
 SEED = 19
 MESSAGES = 300  # per camera and transport phase
@@ -26,25 +25,8 @@ RSS_GROWTH_LIMIT_MB = 60.0
 @pytest.fixture(scope="module")
 def node(student_weights, tmp_path_factory):
     log = tmp_path_factory.mktemp("fuzz") / "node.log"
-    proc = start_node(
-        ros_args=[
-            "-r",
-            "__ns:=/fuzz",
-            "-p",
-            "backend:=torch",
-            "-p",
-            "device:=cpu",
-            "-p",
-            f"weights_path:={student_weights}",
-            "-p",
-            "max_pixels:=40000",
-            "-p",
-            "log_every_n:=0",
-            "-p",
-            "diagnostics.period:=0.2",
-        ],
-        log_path=log,
-    )
+    params = (f"weights_path:={student_weights}", "max_pixels:=40000", "log_every_n:=0", "diagnostics.period:=0.2")
+    proc = start_test_node(log, *params, namespace="/fuzz")
     yield proc, log
     stop_process(proc)
 
