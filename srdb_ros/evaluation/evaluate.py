@@ -68,16 +68,10 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     transports = [f"{camera_of(t)}.transport:=compressed" for t in images if t.endswith("/compressed")]
     proc = None
     opts.out.mkdir(parents=True, exist_ok=True)
-    if not opts.attach:
-        args = list(opts.ros_args)
-        for setting in transports:  # the node reads the transport the bag holds
-            args += ["-p", setting]
-        if opts.namespace:
-            args += ["-r", f"__ns:={opts.namespace}"]
-        proc = start_node(opts.params_file, args, domain, opts.out / "node.log")
-    rclpy.init()
-    node = rclpy.create_node("srdb_evaluate")
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
+    context = rclpy.Context()  # its own, so that a caller's rclpy state never matters
+    rclpy.init(context=context)
+    node = rclpy.create_node("srdb_evaluate", context=context)
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
     import threading
 
@@ -85,6 +79,13 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     spin.start()
     info: dict = {"domain_id": os.environ.get("ROS_DOMAIN_ID"), "attached": opts.attach}
     try:
+        if not opts.attach:  # started inside the try: whatever fails, the node process is stopped below
+            args = list(opts.ros_args)
+            for setting in transports:  # the node reads the transport the bag holds
+                args += ["-p", setting]
+            if opts.namespace:
+                args += ["-r", f"__ns:={opts.namespace}"]
+            proc = start_node(opts.params_file, args, domain, opts.out / "node.log")
         recorder = Recorder(node, opts.namespace)
         player = BagPlayer(node, bag, inputs, opts.rate, opts.loops, opts.namespace)
         t0 = time.monotonic()
@@ -107,7 +108,7 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     finally:
         executor.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.shutdown(context=context)
         if proc is not None:
             proc.send_signal(signal.SIGINT)
             try:
