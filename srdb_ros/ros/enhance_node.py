@@ -237,14 +237,14 @@ class EnhanceNode(LifecycleNode):
         with self._io_lock:
             if name in self.cameras:
                 self._close_camera(name)
-            if self._state not in ("inactive", "active") or not self._p(f"{name}.enabled"):
-                return
-            cam = self._open_outputs(name)
-            if self._state == "active":
-                for pub in cam.publishers():
-                    pub.on_activate(None)
-                self._open_inputs(cam)
-        self.get_logger().info(f"{name}: {'enabled' if name in self.cameras else 'disabled'}")
+            if self._state in ("inactive", "active") and self._p(f"{name}.enabled"):
+                cam = self._open_outputs(name)
+                if self._state == "active":
+                    for pub in cam.publishers():
+                        pub.on_activate(None)
+                    self._open_inputs(cam)
+        transport = self._p(f"{name}.transport")
+        self.get_logger().info(f"{name}: {f'enabled ({transport})' if name in self.cameras else 'disabled'}")
 
     # -- parameters ---------------------------------------------------------------------------------
     def _p(self, name: str):
@@ -267,8 +267,6 @@ class EnhanceNode(LifecycleNode):
         for name in CAMERAS:
             if {f"{name}.enabled", f"{name}.transport"} & changed:
                 self._reopen_camera(name)
-            elif f"{name}.task" in changed and self.enhancer is not None and name in self.cameras:
-                self.enhancer.backend.warmup(self._p(f"{name}.task"))
 
     def _max_pixels(self, camera: str) -> int:
         """The frame-size limit of a camera: ``max_pixels``, or what its task fits in the memory budget."""
