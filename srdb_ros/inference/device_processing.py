@@ -38,6 +38,7 @@ class DeviceProcessor:
         self.device, self.dtype, self.multiple = device, dtype, multiple
         self.cuda = device.type == "cuda"
         self._staging: dict[tuple, torch.Tensor] = {}
+        self._copied: dict[tuple, torch.cuda.Event] = {}  # the last upload from each staging buffer
 
     def upload(self, image: np.ndarray) -> torch.Tensor:
         """The frame on the device in its own dtype (one copy; on CUDA through a pinned buffer, asynchronously)."""
@@ -49,9 +50,14 @@ class DeviceProcessor:
         key = (tuple(image.shape), host.dtype)
         if key not in self._staging:
             self._staging[key] = torch.empty(image.shape, dtype=host.dtype, pin_memory=True)
+        elif key in self._copied:
+            self._copied[key].synchronize()  # the previous asynchronous upload from this buffer has finished
         staging = self._staging[key]
         staging.copy_(host)
-        return staging.to(self.device, non_blocking=True)
+        device_copy = staging.to(self.device, non_blocking=True)
+        self._copied[key] = torch.cuda.Event()
+        self._copied[key].record()
+        return device_copy
 
     def value_range(self, t: torch.Tensor, image: np.ndarray, agc: AGCConfig, radiometric: bool | None):
         """(value mapped to 0, value mapped to 1), the rule of ``core.imaging.value_range`` computed on ``t``."""
