@@ -266,9 +266,11 @@ def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp
     summary = run(
         TrainOptions(config, tmp_path / "run", ["init", "phase1"], teacher_init=str(tmp_path / "start.safetensors"))
     )
-    assert time.monotonic() - started < 30
     record = summary["phase1"]
-    assert record["stopped_by"] == "time" and record["steps"] >= 1 and 2.5 < record["seconds"] < 10
+    assert time.monotonic() - started < 30 + 3 * record["step_ms"] / 1e3
+    # the guarantee: the stage stops at its 3 s share, at most one step (however slow the machine) over
+    one_step = record["step_ms"] / 1e3
+    assert record["stopped_by"] == "time" and record["steps"] >= 1 and 2.5 < record["seconds"] <= 3.0 + one_step + 0.5
     ckpt = torch.load(tmp_path / "run" / "phase1" / "last.pt", weights_only=True)
     assert ckpt["step"] == record["steps"] and ckpt["elapsed"] >= 3.0  # the checkpoint holds the stopping point
     init = load_file(str(tmp_path / "run" / "init" / "teacher.safetensors"))
