@@ -46,3 +46,27 @@ def test_diagnostic_status_text_is_capped():
     status = camera_status("eo", "/enhance_node", "hw", stats.snapshot(), "torch", "deblur")
     assert status.level == b"\x02" and len(status.message) <= TEXT_LIMIT
     assert len(clip_text("a" * 1000)) == TEXT_LIMIT
+
+
+def test_status_level_follows_state_staleness_stamp_age_and_subscribers():
+    pytest.importorskip("diagnostic_msgs", reason="the ROS 2 message wheels are not installed")
+    from srdb_ros.ros.diagnostics import camera_status
+
+    def status(stats, **kw):
+        s = camera_status("eo", "/enhance_node", "hw", stats.snapshot(), "torch", "deblur", **kw)
+        return s.level[0], s.message
+
+    quiet = CameraStats()
+    assert status(quiet, state="inactive") == (0, "inactive: not processing")
+    assert status(quiet, stale_after=2.0, active_for=5.0)[0] == 1  # nothing ever arrived
+    assert status(quiet, stale_after=2.0, active_for=1.0) == (0, "no frames received yet")
+    fresh = CameraStats()
+    fresh.on_receive(False, stamp_age_s=0.01)
+    assert status(fresh, stale_after=2.0, active_for=5.0, max_stamp_age=0.5) == (0, "ok")
+    old = CameraStats()
+    old.on_receive(False, stamp_age_s=3.0)
+    level, message = status(old, max_stamp_age=0.5, active_for=5.0)
+    assert level == 1 and message.startswith("input stamps are 3.00 s old")
+    assert status(fresh, subscribers=0, active_for=5.0) == (0, "idle: no subscribers")
+    fresh.on_idle()
+    assert fresh.snapshot()["idle"] == 1

@@ -34,7 +34,6 @@ class CameraStats:
     last_mismatch_at: float = -1e18
     idle: int = 0  # frames received while no one subscribed to the outputs (not converted, not inferred)
     last_receive_at: float | None = None
-    last_idle_at: float = -1e18
     stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
@@ -57,7 +56,6 @@ class CameraStats:
     def on_idle(self) -> None:
         with self._lock:
             self.idle += 1
-            self.last_idle_at = time.monotonic()
 
     def on_published(self, timings_ms: dict[str, float]) -> None:
         with self._lock:
@@ -101,7 +99,6 @@ class CameraStats:
                 "mismatch_active": now - self.last_mismatch_at <= error_hold,
                 "last_error": self.last_error,
                 "idle": self.idle,
-                "idle_active": now - self.last_idle_at <= horizon,
                 "since_last_frame_s": None if self.last_receive_at is None else now - self.last_receive_at,
                 "stamp_age_s": self.stamp_age_s,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
