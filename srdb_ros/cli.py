@@ -106,6 +106,14 @@ def _run_demo(args) -> int:
     return demo_command(_options(DemoOptions, args))
 
 
+def _run_compile(args) -> int:
+    from .export.compiled import CompileOptions, compile_command
+    from .resources import bundled_model
+
+    args.model = args.model or str(bundled_model())
+    return compile_command(_options(CompileOptions, args))
+
+
 def _run_soak(args) -> int:
     from .evaluation.soak import SoakOptions, soak_command
 
@@ -471,6 +479,25 @@ def _enhance(sub) -> None:
     p.set_defaults(handler=_run_enhance)
 
 
+def _compile(sub) -> None:
+    p = sub.add_parser(
+        "compile",
+        help="AOT-compile the model for one task and input size (a warm start for the torch backend)",
+        description="Compile the model ahead of time with PyTorch AOTInductor for one task and input size on "
+        "this machine's CPU or GPU, and write the package beside the weights (or --output) with a .json "
+        "description (device, torch version, precision, checksums). Compiling takes minutes; the node loads the "
+        "package (parameter compiled_path) in under a second at every start and uses it for frames of that size. "
+        "A package is native code: use only packages you made or trust.",
+    )
+    p.add_argument("--size", required=True, help="network input WxH, multiples of 4 (the padded frame size)")
+    p.add_argument("--model", default=None, help="a .safetensors file (default: the bundled trained student)")
+    p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp16", help="CUDA precision")
+    p.add_argument("--output", default=None, help="package path (default: beside the weights)")
+    p.set_defaults(handler=_run_compile)
+
+
 def _soak(sub) -> None:
     p = sub.add_parser(
         "soak",
@@ -505,6 +532,7 @@ COMMANDS = (
     _blur_preview,
     _enhance,
     _soak,
+    _compile,
 )
 
 

@@ -443,3 +443,56 @@ def test_device_percentiles_match_numpy():
     values = np.random.default_rng(6).integers(0, 65535, 10007).astype(np.float32)
     for qs in ((1.0, 99.0), (0.0, 100.0), (2.5, 97.3)):
         np.testing.assert_allclose(percentiles(torch.from_numpy(values), qs), np.percentile(values, qs), rtol=1e-6)
+
+
+def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_match(tmp_path, student_weights, caplog):
+    """Issue 17: `srdb compile` makes an AOTInductor package with a description; the torch backend loads it in
+    well under a second, gives the eager outputs for the compiled size, and skips a package that does not match."""
+    import logging
+    import time
+
+    import torch
+
+    from srdb_ros.export.compiled import CompiledInfo
+
+    weights = tmp_path / "student.safetensors"
+    weights.write_bytes(student_weights.read_bytes())
+    out = subprocess.run(
+        [sys.executable, "-m", "srdb_ros.cli", "compile", "--model", str(weights), "--task", "sr", "--size", "40x32"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    package = tmp_path / "student-sr-40x32-cpu.pt2"
+    info = CompiledInfo.load(package)
+    assert (info.task, info.width, info.height, info.precision) == ("sr", 40, 32, "fp32")
+    assert info.torch_version == torch.__version__
+    assert sorted(p.name for p in tmp_path.iterdir()) == [package.name, package.name + ".json", weights.name]
+
+    started = time.monotonic()
+    compiled = create_backend("torch", ModelFiles(weights=str(weights), compiled=str(package)), "cpu")
+    assert time.monotonic() - started < 30 and "1 compiled" in compiled.describe()
+    eager = TorchBackend(str(weights), "cpu")
+    x = np.random.default_rng(8).random((1, 3, 32, 40), dtype=np.float32)
+    calls = []
+    runner = compiled._compiled[("sr", (1, 3, 32, 40))]
+    compiled._compiled[("sr", (1, 3, 32, 40))] = lambda t: calls.append(t.shape) or runner(t)
+    np.testing.assert_allclose(compiled.infer("sr", x)["sr"], eager.infer("sr", x)["sr"], atol=1e-4)
+    assert calls  # the package ran
+    y = np.random.default_rng(9).random((1, 3, 36, 40), dtype=np.float32)
+    np.testing.assert_allclose(compiled.infer("sr", y)["sr"], eager.infer("sr", y)["sr"], atol=1e-5)  # eager
+    assert len(calls) == 1
+
+    sidecar = CompiledInfo.sidecar(package)
+    described = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps(dict(described, torch_version="1.0.0")))
+    with caplog.at_level(logging.WARNING):
+        stale = TorchBackend(str(weights), "cpu", packages=(str(package),))
+    assert not stale._compiled and "compiled with torch 1.0.0" in caplog.text
+    sidecar.write_text(json.dumps(described))
+    package.write_bytes(package.read_bytes()[:-10] + b"0123456789")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        damaged = TorchBackend(str(weights), "cpu", packages=(str(package),))
+    assert not damaged._compiled and "damaged or replaced" in caplog.text

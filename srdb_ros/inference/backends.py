@@ -28,6 +28,7 @@ class ModelFiles:
     weights: str = ""
     onnx: str = ""
     engine: str = ""
+    compiled: str = ""  # AOTInductor package(s) from `srdb compile`, for the PyTorch backend
 
     def for_task(self, template: str, task: str) -> Path:
         return Path(template.format(task=task))
@@ -72,7 +73,12 @@ class TorchBackend(Backend):
         precision: str = "fp32",
         cuda_graphs: bool = True,
         compile_model: bool = False,
+        packages: tuple[str, ...] = (),
+        weights_path: str | None = None,
     ) -> None:
+        """``packages``: AOTInductor packages (``srdb compile``) of ``weights_path`` (default: ``model_or_path``
+        when it is a path), each used for the task and input size it was compiled for; one that does not match
+        this device, torch or the weights is skipped with a warning."""
         import torch
 
         from ..models import SRDeblurNet, load_model
@@ -104,9 +110,32 @@ class TorchBackend(Backend):
             self.stream = torch.cuda.Stream(self.device)
             self.use_graphs = cuda_graphs
             self._graphs: dict[tuple, _CapturedGraph] = {}
+        self._compiled: dict[tuple, object] = {}  # (task, input shape) -> AOTInductor runner
+        weights_path = weights_path or (None if isinstance(model_or_path, SRDeblurNet) else str(model_or_path))
+        for package in packages:
+            self._load_package(package, weights_path)
+
+    def _load_package(self, package: str, weights_path: str | None) -> None:
+        from ..export.compiled import CompiledModelError, load_package
+
+        if weights_path is None:
+            LOG.warning("%s: not used: the backend was given a model, not its weights file", package)
+            return
+        try:
+            info, runner = load_package(package, weights_path, self.device, self.precision_name)
+        except CompiledModelError as exc:
+            LOG.warning("%s", exc)
+            return
+        self._compiled[(info.task, (1, 3, info.height, info.width))] = runner
+        LOG.info("compiled package %s: %s at %dx%d", package, info.task, info.width, info.height)
+
+    @property
+    def precision_name(self) -> str:
+        return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[self.precision]
 
     def describe(self) -> str:
         extra = ", cuda graphs" if self.cuda and self.use_graphs else ""
+        extra += f", {len(self._compiled)} compiled" if self._compiled else ""
         return f"torch ({self.device.type}, {self.precision}{extra}, {self.model.config.name})"
 
     def _run(self, t, task: str) -> list:
@@ -120,6 +149,11 @@ class TorchBackend(Backend):
 
     def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
+        if (task, x.shape) in self._compiled:
+            with torch.inference_mode():
+                t = torch.from_numpy(x).to(self.device, self.dtype)
+                outs = self._compiled[(task, x.shape)](t)
+                return split_outputs(task, [o.float().cpu().numpy() for o in outs])
         if self.cuda and self.use_graphs:
             key = (task, x.shape)
             if key not in self._graphs:
@@ -135,6 +169,9 @@ class TorchBackend(Backend):
         """``t``: Nx3xHxW on this backend's device and dtype (H, W multiples of :attr:`multiple`); the outputs stay
         on the device (on CUDA, in the captured graph's buffers until the next call)."""
         torch = self._torch
+        if (task, tuple(t.shape)) in self._compiled:
+            with torch.inference_mode():
+                return split_outputs(task, list(self._compiled[(task, tuple(t.shape))](t.contiguous())))
         if self.cuda and self.use_graphs:
             key = (task, tuple(t.shape))
             if key not in self._graphs:
@@ -378,7 +415,7 @@ def create_backend(
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(files, device)
     if kind == "torch":
-        return TorchBackend(_weights(files), device, precision)
+        return TorchBackend(_weights(files), device, precision, packages=_packages(files), weights_path=files.weights)
     reasons = []
     candidates = []
     if files.engine and device != "cpu":
@@ -386,12 +423,24 @@ def create_backend(
     else:
         reasons.append("tensorrt: no engine path given" if device != "cpu" else "tensorrt: device is cpu")
     if device != "cpu" and _cuda_available():
-        candidates.append(("torch-cuda", lambda: TorchBackend(_weights(files), "cuda", precision)))
+        candidates.append(
+            (
+                "torch-cuda",
+                lambda: TorchBackend(
+                    _weights(files), "cuda", precision, packages=_packages(files), weights_path=files.weights
+                ),
+            )
+        )
     elif device != "cpu":
         reasons.append("torch-cuda: torch sees no CUDA GPU")
     if files.onnx or files.weights:
         candidates.append(("onnxruntime", lambda: OnnxRuntimeBackend(files, device)))
-    candidates.append(("torch-cpu", lambda: TorchBackend(_weights(files), "cpu", "fp32")))
+    candidates.append(
+        (
+            "torch-cpu",
+            lambda: TorchBackend(_weights(files), "cpu", "fp32", packages=_packages(files), weights_path=files.weights),
+        )
+    )
     for name, make in candidates:
         try:
             backend = make()
@@ -407,6 +456,17 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _packages(files: ModelFiles) -> tuple[str, ...]:
+    """The compiled packages that exist for ``files.compiled`` (one per task when it contains ``{task}``)."""
+    if not files.compiled:
+        return ()
+    paths = {str(files.for_task(files.compiled, task)) for task in TASKS}
+    missing = [p for p in sorted(paths) if not Path(p).is_file()]
+    if len(missing) == len(paths):
+        raise BackendError(f"{files.compiled}: no compiled package found; make one with `srdb compile`")
+    return tuple(p for p in sorted(paths) if p not in missing)
 
 
 def _weights(files: ModelFiles):

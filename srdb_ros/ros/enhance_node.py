@@ -283,6 +283,7 @@ class EnhanceNode(LifecycleNode):
             weights=self._p("weights_path") or str(bundled_model()),
             onnx=self._p("onnx_path"),
             engine=self._p("engine_path"),
+            compiled=self._p("compiled_path"),
         )
         return create_backend(
             self._p("backend"), files, self._p("device"), self._p("precision"), self._p("force_engine_update")

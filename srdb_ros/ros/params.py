@@ -66,6 +66,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         True,
     ),
     ParamSpec("force_engine_update", False, "Rebuild TensorRT engines at start even if they match", True),
+    ParamSpec(
+        "compiled_path",
+        "",
+        "AOTInductor package(s) from `srdb compile` for the torch backend, may contain {task}; used for frames of "
+        "the size compiled for (loads in under a second); empty = none",
+        True,
+    ),
     ParamSpec("device", "auto", "auto, cpu or cuda", True, DEVICES),
     ParamSpec("precision", "fp16", "fp32, fp16 or bf16 on CUDA (CPU always runs fp32)", True, PRECISIONS),
     ParamSpec(
