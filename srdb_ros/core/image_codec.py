@@ -52,7 +52,7 @@ CONVERTED_ENCODINGS: dict[str, str] = {  # camera encoding: display encoding it 
     "8UC3": "bgr8",
 }
 ENCODINGS = (*DISPLAY_ENCODINGS, *CONVERTED_ENCODINGS)  # every encoding the decoder accepts
-GENERIC_AS = {"8UC1": "mono8", "8UC3": "bgr8"}  # OpenCV-typed encodings are reinterpreted, not converted
+REINTERPRETED = frozenset({"8UC1", "8UC3"})  # OpenCV-typed encodings: the same bytes, only renamed
 COMPRESSED_FORMATS = ("jpeg", "png")
 
 
@@ -150,8 +150,8 @@ def to_display(arr: np.ndarray, encoding: str) -> DecodedImage:
     target = CONVERTED_ENCODINGS.get(encoding)
     if target is None:
         raise ImageConversionError(f"unsupported encoding {_shown(encoding)!r}; supported: {', '.join(ENCODINGS)}")
-    if encoding in GENERIC_AS:
-        return DecodedImage(arr, GENERIC_AS[encoding])
+    if encoding in REINTERPRETED:
+        return DecodedImage(arr, target)
     from rosbags.image.image import convert_color
 
     return DecodedImage(np.ascontiguousarray(convert_color(arr, encoding, target)), target)

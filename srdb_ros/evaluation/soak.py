@@ -74,7 +74,8 @@ def sample_frames(width: int, height: int) -> dict[str, tuple[np.ndarray, str]]:
     return {"eo": (np.ascontiguousarray(eo), "rgb8"), "ir": (ir, "mono16")}
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (NaN when it cannot be read)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -211,7 +212,7 @@ def _row(tally: Tally, pid: int, t: float, sent: int, window: float, final: bool
     lat = np.asarray(recent) if recent else np.asarray([np.nan])
     return {
         "t_s": round(t, 1),
-        "rss_mb": round(_rss_mb(pid), 1),
+        "rss_mb": round(rss_mb(pid), 1),
         "sent": sent,
         "answered": answered,
         "node_dropped": sum(int(v.get("frames dropped", 0)) for v in counters.values()),

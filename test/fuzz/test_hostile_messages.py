@@ -15,6 +15,7 @@ pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy w
 from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 
 from srdb_ros.core.image_codec import ENCODINGS  # noqa: E402
+from srdb_ros.evaluation.soak import rss_mb  # noqa: E402
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
 
 SEED = 19
@@ -37,13 +38,6 @@ def probe(node):
     assert probe.wait_for_node(90), Path(node[1]).read_text()
     yield probe
     probe.close()
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _text(rng, n: int) -> str:
@@ -146,7 +140,7 @@ def _serves(probe, stamp: int) -> bool:
 def test_hostile_frames_never_take_the_node_down_and_are_all_counted(node, probe):
     proc, log = node
     assert _serves(probe, 1)  # warm: the model has run once
-    rss_before = _rss_mb(proc.pid)
+    rss_before = rss_mb(proc.pid)
     rng = np.random.default_rng(SEED)
     for i in range(MESSAGES):
         probe.pubs[str(rng.choice(["eo", "ir"]))].publish(hostile_image(rng, i))
@@ -168,7 +162,7 @@ def test_hostile_frames_never_take_the_node_down_and_are_all_counted(node, probe
         assert accounted == c["frames received"], (camera, c)
     assert probe.wait_for(lambda: probe.pubs["eo"].get_subscription_count() > 0, timeout=10)
     assert _serves(probe, 2)  # still serving
-    growth = _rss_mb(proc.pid) - rss_before
+    growth = rss_mb(proc.pid) - rss_before
     assert growth < RSS_GROWTH_LIMIT_MB, f"RSS grew {growth:.1f} MB"
     text = log.read_text()
     assert "Traceback" not in text
