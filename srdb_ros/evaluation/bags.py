@@ -297,13 +297,10 @@ def compressed_message(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: 
 def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, max_sides, period, scale, transport):
     eo_max_side, ir_max_side = max_sides
 
+    message = compressed_message if transport == "compressed" else image_message
+
     def write_input(cam: str, arr: np.ndarray, encoding: str, stamp: int, frame_id: str) -> None:
-        if transport == "compressed":
-            bag.write(
-                input_topic(f"/{cam}", transport), compressed_message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS
-            )
-        else:
-            bag.write(f"/{cam}/image_raw", image_message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS)
+        bag.write(input_topic(f"/{cam}", transport), message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS)
 
     with BagWriter(path, storage) as bag:
         for i in range(max(len(eo_files), len(ir_files))):
