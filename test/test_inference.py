@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from srdb_ros.core.contract import output_tasks
 from srdb_ros.inference import (
     AGCConfig,
     BackendError,
@@ -442,7 +443,81 @@ def test_device_percentiles_match_numpy():
 
     values = np.random.default_rng(6).integers(0, 65535, 10007).astype(np.float32)
     for qs in ((1.0, 99.0), (0.0, 100.0), (2.5, 97.3)):
-        np.testing.assert_allclose(percentiles(torch.from_numpy(values), qs), np.percentile(values, qs), rtol=1e-6)
+        lo, hi = percentiles(torch.from_numpy(values), qs)
+        np.testing.assert_allclose([float(lo), float(hi)], np.percentile(values, qs), rtol=1e-6)
+
+
+FRAME_FORMATS = [
+    (np.uint8, "rgb", (37, 51, 3)),
+    (np.uint8, "bgr", (40, 44, 3)),
+    (np.uint8, "mono", (29, 33)),
+    (np.uint16, "mono", (31, 45)),
+    (np.uint16, "rgb", (24, 30, 3)),
+]
+
+
+def _integer_frame(dtype, shape, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    return rng.integers(2000, 9000, shape).astype(np.uint16)
+
+
+@pytest.mark.parametrize("task", ["deblur", "sr", "both"])
+@pytest.mark.parametrize("dtype, order, shape", FRAME_FORMATS)
+def test_frame_pipeline_matches_the_numpy_path(student_weights, task, dtype, order, shape):
+    """Issue 17: a whole frame as one function of device tensors (what CUDA captures as one graph) gives the
+    NumPy path's images within one grey level, for frame after frame of its format."""
+    from srdb_ros.inference.device_processing import DeviceProcessor, FramePipeline
+
+    backend = TorchBackend(str(student_weights), "cpu")
+    numpy_path = Enhancer(backend, device_processing=False)
+    color = order if order != "mono" else "rgb"
+    processor = DeviceProcessor(backend.device, backend.dtype, backend.multiple)
+    pipeline = FramePipeline(processor, backend, task, _integer_frame(dtype, shape, 0), color, numpy_path.agc)
+    assert pipeline.graph is None  # nothing is captured on CPU
+    for seed in (1, 2):
+        image = _integer_frame(dtype, shape, seed)
+        expected = numpy_path.enhance_batch([Frame(image, task, color)])[0]
+        outs = pipeline.run(image)
+        assert set(outs) == set(output_tasks(task))
+        for name, out in outs.items():
+            ref = expected.deblurred if name == "deblur" else expected.super_resolved
+            assert out.dtype == ref.dtype and out.shape == ref.shape
+            assert np.abs(out.astype(np.int64) - ref.astype(np.int64)).max() <= 1, name
+    with pytest.raises(ValueError, match="takes"):
+        pipeline.run(_integer_frame(dtype, (shape[0] + 1, *shape[1:]), 3))
+
+
+def test_frame_pipeline_refuses_float_frames(student_weights):
+    from srdb_ros.inference.device_processing import DeviceProcessor, FramePipeline
+
+    backend = TorchBackend(str(student_weights), "cpu")
+    processor = DeviceProcessor(backend.device, backend.dtype, backend.multiple)
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        FramePipeline(processor, backend, "deblur", np.zeros((8, 8), np.float32), "rgb", Enhancer(backend).agc)
+
+
+@pytest.mark.parametrize("dtype, order, shape", [FRAME_FORMATS[0], FRAME_FORMATS[3]])
+def test_captured_frame_graph_matches_eager_device_path(student_weights, dtype, order, shape):
+    """Issue 17: on CUDA, the captured whole-frame graph gives the eager device path's images, frame after
+    frame (the graph's input buffer is refilled each time), and the Enhancer uses it for integer frames."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (whole-frame CUDA graphs)")
+    captured = Enhancer(TorchBackend(student_weights, "cuda", "fp16"))
+    eager = Enhancer(TorchBackend(student_weights, "cuda", "fp16", cuda_graphs=False))
+    color = order if order != "mono" else "rgb"
+    for seed in (1, 2, 3):
+        image = _integer_frame(dtype, shape, seed)
+        a = captured.enhance_batch([Frame(image, "both", color)])[0]
+        b = eager.enhance_batch([Frame(image, "both", color)])[0]
+        for name in ("deblurred", "super_resolved"):
+            diff = np.abs(getattr(a, name).astype(np.int64) - getattr(b, name).astype(np.int64))
+            assert diff.max() <= 1, name
+    (pipeline,) = captured._pipelines.values()
+    assert pipeline.graph is not None
 
 
 def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_match(tmp_path, student_weights, caplog):

@@ -138,7 +138,8 @@ class TorchBackend(Backend):
         extra += f", {len(self._compiled)} compiled" if self._compiled else ""
         return f"torch ({self.device.type}, {self.precision}{extra}, {self.model.config.name})"
 
-    def _run(self, t, task: str) -> list:
+    def forward_tensors(self, t, task: str) -> list:
+        """The network on a padded device tensor, eagerly: the task's outputs in order (deblur full scale, sr)."""
         out = self._forward(t, task)
         results = []
         if out.deblur is not None:
@@ -163,7 +164,12 @@ class TorchBackend(Backend):
             t = torch.from_numpy(x).to(self.device, self.dtype, non_blocking=True)
             if self.cuda:
                 t = t.contiguous(memory_format=torch.channels_last)
-            return split_outputs(task, [r.float().cpu().numpy() for r in self._run(t, task)])
+            return split_outputs(task, [r.float().cpu().numpy() for r in self.forward_tensors(t, task)])
+
+    def captures_frames(self, task: str, shape: tuple[int, ...]) -> bool:
+        """Whether whole frames of this padded input shape run as captured CUDA graphs (no compiled package for
+        it: packages run as they are)."""
+        return self.cuda and self.use_graphs and (task, tuple(shape)) not in self._compiled
 
     def infer_tensor(self, task: str, t) -> dict:
         """``t``: Nx3xHxW on this backend's device and dtype (H, W multiples of :attr:`multiple`); the outputs stay
@@ -178,7 +184,7 @@ class TorchBackend(Backend):
                 self._graphs[key] = _CapturedGraph(self, task, tuple(t.shape))
             return split_outputs(task, self._graphs[key].run_device(t))
         with torch.inference_mode():
-            return split_outputs(task, self._run(t, task))
+            return split_outputs(task, self.forward_tensors(t, task))
 
     def close(self) -> None:
         if self.cuda:
@@ -198,11 +204,11 @@ class _CapturedGraph:
         )
         with torch.inference_mode(), torch.cuda.stream(self.stream):
             for _ in range(3):  # warm-up on the capture stream (cuDNN autotuning, compile, allocator)
-                backend._run(self.dev_in, task)
+                backend.forward_tensors(self.dev_in, task)
             self.stream.synchronize()
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph, stream=self.stream):
-                self.dev_out = backend._run(self.dev_in, task)
+                self.dev_out = backend.forward_tensors(self.dev_in, task)
         self.host_out = [torch.empty(o.shape, dtype=torch.float32, pin_memory=True) for o in self.dev_out]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -3,22 +3,32 @@
 dtype (uint8/uint16, through a pinned staging buffer on CUDA), and conversion, gain control (percentiles on the
 device), channel order, padding, clipping, quantisation and cropping run there; only the output image in the
 input's dtype comes back.
+
+:class:`FramePipeline` runs a whole integer frame (pre-processing, the network, post-processing) as one function
+of device tensors with no host synchronisation, so that on CUDA it is captured once as a CUDA graph and replayed.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.contract import output_tasks, split_outputs
 from ..core.imaging import AGCConfig
 from .processing import FrameLayout
 
+LOG = logging.getLogger(__name__)
 
-def percentiles(x: torch.Tensor, qs: tuple[float, float]) -> tuple[float, float]:
-    """NumPy's ``percentile`` (linear interpolation) of a flat tensor, on its device, by order statistics."""
+Bound = torch.Tensor | float  # a value-range end: a 0-d device tensor when computed from the frame
+
+
+def percentiles(x: torch.Tensor, qs: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """NumPy's ``percentile`` (linear interpolation) of a flat tensor, as 0-d tensors on its device (order
+    statistics at positions fixed by the size: no host synchronisation)."""
     n = x.numel()
     out = []
     for q in qs:
@@ -27,8 +37,17 @@ def percentiles(x: torch.Tensor, qs: tuple[float, float]) -> tuple[float, float]
         frac = pos - lo_k
         lo = x.kthvalue(lo_k + 1).values
         hi = x.kthvalue(min(lo_k + 2, n)).values if frac > 0 else lo
-        out.append(float(lo + (hi - lo) * frac))
+        out.append(lo + (hi - lo) * frac)
     return out[0], out[1]
+
+
+def _check_image(image: np.ndarray) -> int:
+    """The frame's channel count; ValueError for shapes the network cannot take."""
+    if image.ndim == 3 and image.shape[2] not in (1, 3) or image.ndim not in (2, 3):
+        raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return 1 if image.ndim == 2 else image.shape[2]
 
 
 class DeviceProcessor:
@@ -41,7 +60,8 @@ class DeviceProcessor:
         self._copied: dict[tuple, torch.cuda.Event] = {}  # the last upload from each staging buffer
 
     def upload(self, image: np.ndarray) -> torch.Tensor:
-        """The frame on the device in its own dtype (one copy; on CUDA through a pinned buffer, asynchronously)."""
+        """The frame on the device in its own dtype (uint16 as int16 bits; one copy; on CUDA through a pinned
+        buffer, asynchronously)."""
         with warnings.catch_warnings():  # a read-only view of a message buffer: it is only ever read
             warnings.simplefilter("ignore", UserWarning)
             host = torch.from_numpy(image if image.dtype != np.uint16 else image.view(np.int16))
@@ -59,12 +79,14 @@ class DeviceProcessor:
         self._copied[key].record()
         return device_copy
 
-    def value_range(self, t: torch.Tensor, image: np.ndarray, agc: AGCConfig, radiometric: bool | None):
-        """(value mapped to 0, value mapped to 1), the rule of ``core.imaging.value_range`` computed on ``t``."""
-        if image.dtype == np.uint8:
+    @staticmethod
+    def value_range(t: torch.Tensor, dtype: np.dtype, agc: AGCConfig, radiometric: bool | None) -> tuple[Bound, Bound]:
+        """(value mapped to 0, value mapped to 1): the rule of ``core.imaging.value_range`` computed on ``t`` (the
+        frame as float32). Integer frames need no host synchronisation; a float frame's finite-value filter does."""
+        if dtype == np.uint8:
             return 0.0, 255.0
-        floating = np.issubdtype(image.dtype, np.floating)
-        if not (image.dtype == np.uint16 or (floating and radiometric)):
+        floating = np.issubdtype(dtype, np.floating)
+        if not (dtype == np.uint16 or (floating and radiometric)):
             return 0.0, 1.0
         if agc.mode == "fixed":
             return float(agc.fixed_min), float(agc.fixed_max)
@@ -76,51 +98,47 @@ class DeviceProcessor:
             if flat.numel() == 0:
                 return 0.0, 1.0
         if agc.mode == "full":
-            lo, hi = float(flat.min()), float(flat.max())
+            lo, hi = flat.min(), flat.max()
         else:
             lo, hi = percentiles(flat, (agc.low_percentile, agc.high_percentile))
-        window = max(1e-6, abs(lo) * 1e-6) if floating else 1.0
-        return lo, (hi if hi - lo >= window else lo + window)
+        window = lo.abs().mul(1e-6).clamp(min=1e-6) if floating else 1.0
+        return lo, torch.maximum(hi, lo + window)  # a flat frame keeps a small window: the mapping stays invertible
 
-    def to_input(
-        self, image: np.ndarray, color_order: str, agc: AGCConfig, radiometric: bool | None = None
-    ) -> tuple[torch.Tensor, FrameLayout, tuple[int, int]]:
-        """(1x3xHpxWp tensor in [0, 1], RGB, padded, in the backend's dtype; the layout; the unpadded size)."""
-        if image.ndim == 3 and image.shape[2] not in (1, 3) or image.ndim not in (2, 3):
-            raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
-        if image.shape[0] < 1 or image.shape[1] < 1:
-            raise ValueError(f"empty image of shape {image.shape}")
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        order = "mono" if channels == 1 else color_order
-        t = self.upload(image)
-        if image.dtype == np.uint16:
-            t = t.to(torch.int32) & 0xFFFF  # uploaded as int16 bits: back to unsigned counts
+    def prepare(
+        self, raw: torch.Tensor, dtype: np.dtype, order: str, agc: AGCConfig, radiometric: bool | None
+    ) -> tuple[torch.Tensor, Bound, Bound]:
+        """A frame on the device (as :meth:`upload` gives it) -> (1x3xHpxWp tensor in [0, 1], RGB, padded, in the
+        backend's dtype; the value mapped to 0; the value mapped to 1)."""
+        h, w = raw.shape[:2]
+        channels = 1 if raw.ndim == 2 else raw.shape[2]
+        t = raw
+        if dtype == np.uint16:
+            t = t.to(torch.int32) & 0xFFFF  # int16 bits: back to unsigned counts
         t = t.float()
-        lo, hi = self.value_range(t, image, agc, radiometric)
-        if (lo, hi) != (0.0, 1.0):
+        lo, hi = self.value_range(t, dtype, agc, radiometric)
+        if not (isinstance(lo, float) and isinstance(hi, float) and (lo, hi) == (0.0, 1.0)):
             t = (t - lo) * (1.0 / (hi - lo))
         t = t.clamp(0.0, 1.0)  # not in place: t may still be the caller's (read-only) buffer
-        if image.dtype.kind == "f":
+        if dtype.kind == "f":
             t = torch.nan_to_num(t, nan=0.0)
-        t = t.reshape(image.shape[0], image.shape[1], channels).permute(2, 0, 1)
+        t = t.reshape(h, w, channels).permute(2, 0, 1)
         if order == "bgr":
             t = t.flip(0)
         elif channels == 1:
             t = t.expand(3, -1, -1)
-        h, w = image.shape[:2]
         ph, pw = (-h) % self.multiple, (-w) % self.multiple
         t = t[None]
         if ph or pw:
             t = F.pad(t, (0, pw, 0, ph), mode="replicate")
         if self.cuda:
-            t = t.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        else:
-            t = t.contiguous()
-        return t, FrameLayout(image.dtype, image.shape, order, (lo, hi)), (h, w)
+            return t.to(self.dtype).contiguous(memory_format=torch.channels_last), lo, hi
+        return t.contiguous(), lo, hi
 
-    def to_image(self, out: torch.Tensor, layout: FrameLayout, size: tuple[int, int], scale: int = 1) -> np.ndarray:
-        """A 1xCxHxW network output -> the caller's image (layout's dtype, channel order, size x ``scale``)."""
-        h, w = size[0] * scale, size[1] * scale
+    @staticmethod
+    def finish(out: torch.Tensor, layout: FrameLayout, scale: int = 1) -> torch.Tensor:
+        """A 1xCxHxW network output -> the caller's image on the device: cropped to the frame's size x ``scale``,
+        its channel order, quantised to its dtype (uint16 as int16 bits, float frames as float32)."""
+        h, w = layout.shape[0] * scale, layout.shape[1] * scale
         y = out[0, :, :h, :w].float()
         if layout.channels == 1:
             y = y.mean(dim=0, keepdim=True)
@@ -129,15 +147,103 @@ class DeviceProcessor:
         y = y.clamp(0.0, 1.0).permute(1, 2, 0)
         lo, hi = layout.value_range
         if layout.dtype == np.uint8:
-            y = torch.round(y * 255.0).to(torch.uint8)
-        elif layout.dtype == np.uint16:
-            y = torch.round(y * (hi - lo) + lo).clamp(0, 65535).to(torch.int32)
-        else:
-            y = y * (hi - lo) + lo
+            return torch.round(y * 255.0).to(torch.uint8)
+        if layout.dtype == np.uint16:
+            counts = torch.round(y * (hi - lo) + lo).clamp(0, 65535).to(torch.int32)
+            return torch.where(counts > 32767, counts - 65536, counts).to(torch.int16)
+        return y * (hi - lo) + lo
+
+    @staticmethod
+    def download(y: torch.Tensor, layout: FrameLayout, scale: int = 1) -> np.ndarray:
+        """:meth:`finish`'s image -> a NumPy image of the layout's dtype and shape (one device-to-host copy)."""
         arr = y.cpu().numpy()
         if layout.dtype == np.uint16:
-            arr = arr.astype(np.uint16)
+            arr = arr.view(np.uint16)
         elif layout.dtype.kind == "f":
             arr = arr.astype(layout.dtype, copy=False)
-        shape = (h, w) if len(layout.shape) == 2 else (h, w, layout.channels)
-        return np.ascontiguousarray(arr.reshape(shape))
+        h, w = layout.shape[0] * scale, layout.shape[1] * scale
+        return np.ascontiguousarray(arr.reshape((h, w) if len(layout.shape) == 2 else (h, w, layout.channels)))
+
+    def to_input(
+        self, image: np.ndarray, color_order: str, agc: AGCConfig, radiometric: bool | None = None
+    ) -> tuple[torch.Tensor, FrameLayout, tuple[int, int]]:
+        """(1x3xHpxWp tensor in [0, 1], RGB, padded, in the backend's dtype; the layout; the unpadded size). The
+        layout's value range may hold 0-d device tensors."""
+        order = "mono" if _check_image(image) == 1 else color_order
+        x, lo, hi = self.prepare(self.upload(image), image.dtype, order, agc, radiometric)
+        return x, FrameLayout(image.dtype, image.shape, order, (lo, hi)), image.shape[:2]
+
+    def to_image(self, out: torch.Tensor, layout: FrameLayout, size: tuple[int, int], scale: int = 1) -> np.ndarray:
+        """A 1xCxHxW network output -> the caller's image (layout's dtype, channel order, size x ``scale``)."""
+        return self.download(self.finish(out, layout, scale), layout, scale)
+
+
+class FramePipeline:
+    """One integer frame format (shape, uint8/uint16, channel order) and task: the frame's bytes in, the task's
+    output images in the frame's dtype out, with pre-processing, the network and post-processing as one function
+    of device tensors. On CUDA (with the backend's CUDA graphs on) it is captured once as a CUDA graph on the
+    backend's stream and replayed; elsewhere, or if capture fails, it runs as it is.
+
+    Float frames are not taken: their invalid-pixel filter has a data-dependent size.
+    """
+
+    def __init__(
+        self,
+        processor: DeviceProcessor,
+        backend,
+        task: str,
+        image: np.ndarray,
+        color_order: str,
+        agc: AGCConfig,
+    ) -> None:
+        """``backend``: a :class:`~srdb_ros.inference.backends.TorchBackend`; ``image``: a frame of the format."""
+        if image.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"a frame pipeline takes uint8 or uint16 frames, not {image.dtype}")
+        order = "mono" if _check_image(image) == 1 else color_order
+        self.processor, self.backend, self.task, self.agc = processor, backend, task, agc
+        self.layout = FrameLayout(image.dtype, image.shape, order, (0.0, 1.0))
+        self.scales = [backend.upscale if name == "sr" else 1 for name in output_tasks(task)]
+        self.graph = None
+        if processor.cuda and backend.use_graphs:
+            self._capture(image)
+
+    def _body(self, raw: torch.Tensor) -> list[torch.Tensor]:
+        x, lo, hi = self.processor.prepare(raw, self.layout.dtype, self.layout.color_order, self.agc, None)
+        layout = FrameLayout(self.layout.dtype, self.layout.shape, self.layout.color_order, (lo, hi))
+        outs = self.backend.forward_tensors(x, self.task)
+        return [self.processor.finish(o, layout, s) for o, s in zip(outs, self.scales)]
+
+    def _capture(self, image: np.ndarray) -> None:
+        stream = self.backend.stream
+        self.raw = torch.empty(image.shape, dtype=self.processor.upload(image).dtype, device=self.processor.device)
+        try:
+            with torch.inference_mode(), torch.cuda.stream(stream):
+                for _ in range(3):  # warm-up on the capture stream (cuDNN autotuning, allocator)
+                    self._body(self.raw)
+                stream.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, stream=stream):
+                    self.outputs = self._body(self.raw)
+        except RuntimeError as exc:
+            LOG.warning("%s %s frames run without a CUDA graph: capture failed (%s)", self.task, image.shape, exc)
+            return
+        self.graph = graph
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """The task's outputs (``{"deblur": ..., "sr": ...}``) for a frame of this pipeline's format."""
+        if image.shape != self.layout.shape or image.dtype != self.layout.dtype:
+            raise ValueError(f"this pipeline takes {self.layout.dtype} {self.layout.shape} frames, not {image.shape}")
+        with torch.inference_mode():
+            device_frame = self.processor.upload(image)
+            if self.graph is None:
+                outs = self._body(device_frame)
+            else:
+                stream = self.backend.stream
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    self.raw.copy_(device_frame, non_blocking=True)
+                    self.graph.replay()
+                torch.cuda.current_stream().wait_stream(stream)
+                outs = self.outputs
+            images = [self.processor.download(y, self.layout, s) for y, s in zip(outs, self.scales)]
+        return split_outputs(self.task, images)
