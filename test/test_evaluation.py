@@ -286,3 +286,5 @@ def test_bench_json_is_pure_json():
     records = json.loads(out.stdout)["records"]  # the whole of stdout parses (skipped backends: stderr)
     assert any(r["backend"].startswith("reference") for r in records)
     assert any(r["backend"].startswith("torch") for r in records)
+    torch_modes = {r["mode"] for r in records if r["backend"].startswith("torch")}
+    assert {"model", "model_unfused_aff", "end_to_end", "end_to_end_numpy"} <= torch_modes

@@ -263,3 +263,25 @@ def test_official_checkpoints_improve_real_images_when_present():
             out = to_image(model.span(lr[None])[0])
         bicubic = to_image(bicubic_resize(lr, 4.0))
         assert psnr(out, hr, True, 4) > psnr(bicubic, hr, True, 4)
+
+
+def test_fused_feature_fusion_equals_the_reference_forward():
+    """Issue 17: the encoder's AFFs apply their 1x1 conv before the nearest upsampling (no upsampled
+    concatenation is made); the reference MIMO-UNet's deblurred output is unchanged by it."""
+    from srdb_ros.models.reference import ReferenceMIMOUNet
+
+    torch.manual_seed(3)
+    ref = ReferenceMIMOUNet(base_channels=8, num_res=2).eval()
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        expected = ref(x)[-1]
+        feats = ref.enc(x)
+        ours = ref.dec(feats)[-1]
+        res1 = torch.rand(1, 8, 48, 64)
+        res2 = torch.rand(1, 16, 24, 32)
+        z = torch.rand(1, 32, 12, 16)
+        up = torch.nn.functional.interpolate
+        concat = ref.enc.AFFs[0](res1, up(res2, scale_factor=2.0), up(z, scale_factor=4.0))
+        fused = ref.enc.AFFs[0].fused([(res1, 1), (res2, 2), (z, 4)])
+    torch.testing.assert_close(fused, concat, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)

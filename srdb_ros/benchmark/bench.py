@@ -3,7 +3,8 @@
 For every (backend, task, size), median and p95 latency, FPS and the ratio of the reference's median to ours
 (> 1 means faster than the reference), in these modes:
 
-- ``model``: the backend on a padded float array;
+- ``model``: the backend on a padded float array, and ``model_unfused_aff`` for PyTorch: the same model with its
+  encoder's feature fusion (AFF) in the reference form, to measure that fusion;
 - ``end_to_end``: uint8 image -> pre-processing -> backend -> post-processing -> uint8 image (for PyTorch, on
   the backend's device), and ``end_to_end_numpy`` for PyTorch with the NumPy pre/post-processing, to compare;
 - ``ros`` (``--mode ros``): a sensor_msgs/Image in, conversion, enhance, the output Image message built (no DDS).
@@ -135,6 +136,15 @@ def make_backends(names: list[str], device: str, model, precision: str, workdir)
     return backends
 
 
+def _unfused_aff(backend: TorchBackend, device: str, opts: BenchOptions) -> TorchBackend:
+    """The backend's model with its encoder's feature fusion in the reference form (upsampled concatenation)."""
+    import copy
+
+    model = copy.deepcopy(backend.model).float()
+    model.encoder.fused_aff = False
+    return TorchBackend(model, device, opts.precision)
+
+
 @dataclass
 class BenchOptions:
     model: str | None = None  # default: the bundled student
@@ -170,6 +180,7 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
     model = load_model_or_config(opts.model, opts.random_init)
     base = model.config.base_channels
     records: list[Record] = []
+    unfused_aff_backends: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         backends = make_backends(names, device, model, opts.precision, Path(tmp))
         for task in tasks:
@@ -187,6 +198,9 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
                     runs = {"model": (lambda b=backend, t=task, a=x: b.infer(t, a), None)}
+                    if isinstance(backend, TorchBackend):  # the fusion's effect: the same model without it
+                        unfused = unfused_aff_backends.setdefault(backend, _unfused_aff(backend, device, opts))
+                        runs["model_unfused_aff"] = (lambda b=unfused, t=task, a=x: b.infer(t, a), None)
                     enhancers = {"end_to_end": Enhancer(backend)}
                     if isinstance(backend, TorchBackend):
                         enhancers["end_to_end_numpy"] = Enhancer(backend, device_processing=False)

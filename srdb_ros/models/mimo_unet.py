@@ -87,7 +87,28 @@ class AFF(nn.Module):
         )
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, x4: torch.Tensor) -> torch.Tensor:
+        """The reference form: the 1x1 conv over the concatenation of the inputs, all at the output's resolution."""
         return self.conv(torch.cat([x1, x2, x4], dim=1))
+
+    def fused(self, inputs: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
+        """:meth:`forward` on ``inputs`` given as (features, nearest up-scaling factor to the output's resolution),
+        in concatenation order, without making the upsampled concatenation: the 1x1 conv is split per input and
+        applied before the nearest upsampling (the two commute), coarsest input first, upsampling the running sum."""
+        squeeze = self.conv[0].main[0]
+        weights = squeeze.weight.split([x.shape[1] for x, _ in inputs], dim=1)
+        y, factor = None, 0
+        for i in sorted(range(len(inputs)), key=lambda i: -inputs[i][1]):
+            x, f = inputs[i]
+            if y is None:
+                y = F.conv2d(x, weights[i], squeeze.bias)
+            else:
+                if f != factor:
+                    y = F.interpolate(y, scale_factor=float(factor // f), mode="nearest")
+                y = y + F.conv2d(x, weights[i])
+            factor = f
+        if factor != 1:
+            y = F.interpolate(y, scale_factor=float(factor), mode="nearest")
+        return self.conv[1](F.relu(y))
 
 
 class SCM(nn.Module):
@@ -147,6 +168,8 @@ class EncoderFeatures:
 class MIMOUNetEncoder(nn.Module):
     """Encoder half of MIMO-UNet: SCM, feature extraction, EBlocks, FAM and both AFFs."""
 
+    fused_aff = True  # False: the AFFs take the reference's upsampled concatenation (`srdb bench` times both)
+
     def __init__(self, base_channels: int = 32, num_res: int = 8) -> None:
         super().__init__()
         b = base_channels
@@ -174,10 +197,13 @@ class MIMOUNetEncoder(nn.Module):
         res2 = self.Encoder[1](z)
         z = self.FAM1(self.feat_extract[2](res2), z4)
         z = self.Encoder[2](z)
-        z42 = upsample2(z)
-        z41 = upsample2(z42)
-        skip2 = self.AFFs[1](downsample2(res1), res2, z42) if need_skip2 else None
-        skip1 = self.AFFs[0](res1, upsample2(res2), z41)
+        if self.fused_aff:
+            skip2 = self.AFFs[1].fused([(downsample2(res1), 1), (res2, 1), (z, 2)]) if need_skip2 else None
+            skip1 = self.AFFs[0].fused([(res1, 1), (res2, 2), (z, 4)])
+        else:
+            z42 = upsample2(z)
+            skip2 = self.AFFs[1](downsample2(res1), res2, z42) if need_skip2 else None
+            skip1 = self.AFFs[0](res1, upsample2(res2), upsample2(z42))
         return EncoderFeatures(skip1, skip2, z, x, x_2, x_4)
 
 
