@@ -336,7 +336,7 @@ def test_bench_json_has_ratio_column(tmp_path):
     assert all(d["psnr_diff_db_max_abs"] < 0.05 for d in drift)  # the device path vs the fp32 NumPy path
     ours = [r for r in records if r["backend"] != "reference"]
     assert {r["size"] for r in records} == {"310x246", "64x48"}
-    assert {r["mode"] for r in ours} == {"model", "end_to_end", "end_to_end_numpy", "ros"}
+    assert {r["mode"] for r in ours} == {"model", "model_unfused_aff", "end_to_end", "end_to_end_numpy", "ros"}
     assert {r["mode"] for r in records if r["backend"] == "reference"} == {"model", "end_to_end"}
     for r in ours:
         assert r["median_ms"] > 0 and r["p95_ms"] >= r["median_ms"] and r["ratio_vs_reference"] > 0

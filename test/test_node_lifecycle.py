@@ -62,18 +62,23 @@ class Lifecycle:
     def wait(self, timeout: float) -> bool:
         return self.get.wait_for_service(timeout) and self.change.wait_for_service(timeout)
 
-    def _call(self, client, request, timeout: float = 120.0):
+    def _call(self, client, request, timeout: float = 120.0, resend_after: float | None = None):
+        """``resend_after``: send the request again after that many seconds without an answer (for idempotent
+        requests: a request sent as the service is discovered can be lost before its reply path is matched)."""
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
+        sent = time.monotonic()
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.05)
+            if resend_after is not None and time.monotonic() - sent > resend_after:
+                future, sent = client.call_async(request), time.monotonic()
         assert future.done(), "no answer from the lifecycle service"
         return future.result()
 
     def state(self) -> str:
         from lifecycle_msgs.srv import GetState
 
-        return self._call(self.get, GetState.Request()).current_state.label
+        return self._call(self.get, GetState.Request(), resend_after=10.0).current_state.label
 
     def transition(self, label: str) -> bool:
         from lifecycle_msgs.msg import Transition
