@@ -518,6 +518,8 @@ def test_captured_frame_graph_matches_eager_device_path(student_weights, dtype, 
             assert diff.max() <= 1, name
     (pipeline,) = captured._pipelines.values()
     assert pipeline.graph is not None
+    captured.close()
+    assert not captured._pipelines
 
 
 def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_match(tmp_path, student_weights, caplog):

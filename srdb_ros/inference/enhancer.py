@@ -63,6 +63,11 @@ class Enhancer:
         self.device = DeviceProcessor(backend.device, backend.dtype, backend.multiple) if on_device else None
         self._pipelines: OrderedDict[tuple, FramePipeline] = OrderedDict()
 
+    def close(self) -> None:
+        """Release the captured frame graphs, then the backend's device memory and sessions."""
+        self._pipelines.clear()
+        self.backend.close()
+
     def enhance(self, image: np.ndarray, task: str = "deblur", color_order: str = "rgb") -> EnhanceResult:
         return self.enhance_batch([Frame(image, task, color_order)])[0]
 

@@ -154,7 +154,7 @@ class EnhanceNode(LifecycleNode):
 
     def _free_backend(self) -> None:
         if self.enhancer is not None:
-            self.enhancer.backend.close()
+            self.enhancer.close()
         self.enhancer = None
         self.backend_name = "not configured"
         try:
