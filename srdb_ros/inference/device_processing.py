@@ -215,7 +215,8 @@ class FramePipeline:
 
     def _capture(self, image: np.ndarray) -> None:
         stream = self.backend.stream
-        self.raw = torch.empty(image.shape, dtype=self.processor.upload(image).dtype, device=self.processor.device)
+        storage = torch.int16 if image.dtype == np.uint16 else torch.uint8  # as upload() gives the frame
+        self.raw = torch.empty(image.shape, dtype=storage, device=self.processor.device)
         try:
             with torch.inference_mode(), torch.cuda.stream(stream):
                 for _ in range(3):  # warm-up on the capture stream (cuDNN autotuning, allocator)
