@@ -199,7 +199,9 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                         torch.cuda.reset_peak_memory_stats()
                     runs = {"model": (lambda b=backend, t=task, a=x: b.infer(t, a), None)}
                     if isinstance(backend, TorchBackend):  # the fusion's effect: the same model without it
-                        unfused = unfused_aff_backends.setdefault(backend, _unfused_aff(backend, device, opts))
+                        if backend not in unfused_aff_backends:
+                            unfused_aff_backends[backend] = _unfused_aff(backend, device, opts)
+                        unfused = unfused_aff_backends[backend]
                         runs["model_unfused_aff"] = (lambda b=unfused, t=task, a=x: b.infer(t, a), None)
                     enhancers = {"end_to_end": Enhancer(backend)}
                     if isinstance(backend, TorchBackend):

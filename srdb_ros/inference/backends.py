@@ -412,6 +412,12 @@ def create_backend(
     TensorRT was asked for or chosen by ``auto``.
     """
     files = files or ModelFiles()
+
+    def torch_backend(torch_device: str, torch_precision: str) -> TorchBackend:
+        return TorchBackend(
+            _weights(files), torch_device, torch_precision, packages=_packages(files), weights_path=files.weights
+        )
+
     if kind not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, got {kind!r}")
     if device == "cuda" and not _cuda_available():
@@ -421,7 +427,7 @@ def create_backend(
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(files, device)
     if kind == "torch":
-        return TorchBackend(_weights(files), device, precision, packages=_packages(files), weights_path=files.weights)
+        return torch_backend(device, precision)
     reasons = []
     candidates = []
     if files.engine and device != "cpu":
@@ -429,24 +435,12 @@ def create_backend(
     else:
         reasons.append("tensorrt: no engine path given" if device != "cpu" else "tensorrt: device is cpu")
     if device != "cpu" and _cuda_available():
-        candidates.append(
-            (
-                "torch-cuda",
-                lambda: TorchBackend(
-                    _weights(files), "cuda", precision, packages=_packages(files), weights_path=files.weights
-                ),
-            )
-        )
+        candidates.append(("torch-cuda", lambda: torch_backend("cuda", precision)))
     elif device != "cpu":
         reasons.append("torch-cuda: torch sees no CUDA GPU")
     if files.onnx or files.weights:
         candidates.append(("onnxruntime", lambda: OnnxRuntimeBackend(files, device)))
-    candidates.append(
-        (
-            "torch-cpu",
-            lambda: TorchBackend(_weights(files), "cpu", "fp32", packages=_packages(files), weights_path=files.weights),
-        )
-    )
+    candidates.append(("torch-cpu", lambda: torch_backend("cpu", "fp32")))
     for name, make in candidates:
         try:
             backend = make()

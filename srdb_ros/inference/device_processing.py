@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..core.contract import output_tasks, split_outputs
 from ..core.imaging import AGCConfig
-from .processing import FrameLayout
+from .processing import FrameLayout, image_channels
 
 LOG = logging.getLogger(__name__)
 
@@ -39,15 +39,6 @@ def percentiles(x: torch.Tensor, qs: tuple[float, float]) -> tuple[torch.Tensor,
         hi = x.kthvalue(min(lo_k + 2, n)).values if frac > 0 else lo
         out.append(lo + (hi - lo) * frac)
     return out[0], out[1]
-
-
-def _check_image(image: np.ndarray) -> int:
-    """The frame's channel count; ValueError for shapes the network cannot take."""
-    if image.ndim == 3 and image.shape[2] not in (1, 3) or image.ndim not in (2, 3):
-        raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"empty image of shape {image.shape}")
-    return 1 if image.ndim == 2 else image.shape[2]
 
 
 class DeviceProcessor:
@@ -154,28 +145,27 @@ class DeviceProcessor:
         return y * (hi - lo) + lo
 
     @staticmethod
-    def download(y: torch.Tensor, layout: FrameLayout, scale: int = 1) -> np.ndarray:
-        """:meth:`finish`'s image -> a NumPy image of the layout's dtype and shape (one device-to-host copy)."""
+    def download(y: torch.Tensor, layout: FrameLayout) -> np.ndarray:
+        """:meth:`finish`'s image -> a NumPy image of the layout's dtype and rank (one device-to-host copy)."""
         arr = y.cpu().numpy()
         if layout.dtype == np.uint16:
             arr = arr.view(np.uint16)
         elif layout.dtype.kind == "f":
             arr = arr.astype(layout.dtype, copy=False)
-        h, w = layout.shape[0] * scale, layout.shape[1] * scale
-        return np.ascontiguousarray(arr.reshape((h, w) if len(layout.shape) == 2 else (h, w, layout.channels)))
+        return np.ascontiguousarray(arr.reshape(arr.shape[:2]) if len(layout.shape) == 2 else arr)
 
     def to_input(
         self, image: np.ndarray, color_order: str, agc: AGCConfig, radiometric: bool | None = None
     ) -> tuple[torch.Tensor, FrameLayout, tuple[int, int]]:
         """(1x3xHpxWp tensor in [0, 1], RGB, padded, in the backend's dtype; the layout; the unpadded size). The
         layout's value range may hold 0-d device tensors."""
-        order = "mono" if _check_image(image) == 1 else color_order
+        order = "mono" if image_channels(image) == 1 else color_order
         x, lo, hi = self.prepare(self.upload(image), image.dtype, order, agc, radiometric)
         return x, FrameLayout(image.dtype, image.shape, order, (lo, hi)), image.shape[:2]
 
     def to_image(self, out: torch.Tensor, layout: FrameLayout, size: tuple[int, int], scale: int = 1) -> np.ndarray:
         """A 1xCxHxW network output -> the caller's image (layout's dtype, channel order, size x ``scale``)."""
-        return self.download(self.finish(out, layout, scale), layout, scale)
+        return self.download(self.finish(out, layout, scale), layout)
 
 
 class FramePipeline:
@@ -199,7 +189,7 @@ class FramePipeline:
         """``backend``: a :class:`~srdb_ros.inference.backends.TorchBackend`; ``image``: a frame of the format."""
         if image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"a frame pipeline takes uint8 or uint16 frames, not {image.dtype}")
-        order = "mono" if _check_image(image) == 1 else color_order
+        order = "mono" if image_channels(image) == 1 else color_order
         self.processor, self.backend, self.task, self.agc = processor, backend, task, agc
         self.layout = FrameLayout(image.dtype, image.shape, order, (0.0, 1.0))
         self.scales = [backend.upscale if name == "sr" else 1 for name in output_tasks(task)]
@@ -246,5 +236,5 @@ class FramePipeline:
                     self.graph.replay()
                 torch.cuda.current_stream().wait_stream(stream)
                 outs = self.outputs
-            images = [self.processor.download(y, self.layout, s) for y, s in zip(outs, self.scales)]
+            images = [self.processor.download(y, self.layout) for y in outs]
         return split_outputs(self.task, images)

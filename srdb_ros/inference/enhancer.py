@@ -153,13 +153,10 @@ class Enhancer:
     def _captures(self, frame: Frame) -> bool:
         """Whether this frame runs as a captured whole-frame CUDA graph (uint8/uint16 on CUDA, graphs on)."""
         image, m = frame.image, self.backend.multiple
+        if not (self.device.cuda and image.dtype in (np.uint8, np.uint16) and image.ndim >= 2):
+            return False
         padded = (1, 3, -(-image.shape[0] // m) * m, -(-image.shape[1] // m) * m)
-        return (
-            self.device.cuda
-            and image.dtype in (np.uint8, np.uint16)
-            and image.ndim >= 2
-            and self.backend.captures_frames(frame.task, padded)
-        )
+        return self.backend.captures_frames(frame.task, padded)
 
     def _enhance_captured(self, frame: Frame) -> EnhanceResult:
         t0 = time.perf_counter()

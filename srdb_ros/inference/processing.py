@@ -37,19 +37,22 @@ class FrameLayout:
         return 1 if len(self.shape) == 2 else self.shape[2]
 
 
+def image_channels(image: np.ndarray) -> int:
+    """The channel count of an HxW, HxWx1 or HxWx3 frame; ValueError for other shapes and empty frames."""
+    if image.ndim == 3 and image.shape[2] not in (1, 3) or image.ndim not in (2, 3):
+        raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return 1 if image.ndim == 2 else image.shape[2]
+
+
 def image_to_array(
     image: np.ndarray, color_order: str = "rgb", agc: AGCConfig | None = None, radiometric: bool | None = None
 ) -> tuple[np.ndarray, FrameLayout]:
     """HxW[xC] uint8/uint16/float image -> 1xCxHxW float32 in [0, 1] (RGB order) and its layout."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        pass
-    elif image.ndim == 3 and image.shape[2] != 3 or image.ndim not in (2, 3):
-        raise ValueError(f"expected an HxW, HxWx1 or HxWx3 image, got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"empty image of shape {image.shape}")
-    channels = 1 if image.ndim == 2 else image.shape[2]
+    channels = image_channels(image)
     order = "mono" if channels == 1 else color_order
     if order not in ("rgb", "bgr", "mono"):
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
