@@ -343,6 +343,41 @@ def test_config_typos_fail_by_name():
         TrainConfig.from_dict(yaml.safe_load((ROOT / "config" / name).read_text()))
 
 
+def test_data_shares_are_checked_and_ir_sr_share_mixes_thermal_pairs():
+    from types import SimpleNamespace
+
+    from srdb_ros.training.config import TrainConfig
+    from srdb_ros.training.stages import sr_source
+
+    raw = yaml.safe_load((ROOT / "config" / "train_smoke.yaml").read_text())
+    for key, value in (("ir_sr_share", 1.5), ("ir_deblur_share", -0.1), ("sr_blur_prob", 2.0)):
+        bad = yaml.safe_load((ROOT / "config" / "train_smoke.yaml").read_text())
+        bad["data"][key] = value
+        with pytest.raises(ValueError, match=key):
+            TrainConfig.from_dict(bad)
+    no_ir = yaml.safe_load((ROOT / "config" / "train_smoke.yaml").read_text())
+    no_ir["data"].update(ir_train=[], ir_sr_share=0.5)
+    with pytest.raises(ValueError, match="ir_train"):
+        TrainConfig.from_dict(no_ir)
+
+    raw["data"].update(ir_sr_share=0.5, sr_blur_prob=0.0)
+    cfg = TrainConfig.from_dict(raw)
+    for key in ("eo_train", "ir_train"):
+        setattr(cfg.data, key, [str(ROOT / p) for p in getattr(cfg.data, key)])
+    source = sr_source(SimpleNamespace(cfg=cfg), 12, seed=3)
+    eo, ir = source.datasets
+    assert {f.parent.name for f in eo.files} == {"eo"} and {f.parent.name for f in ir.files} == {"ir"}
+    picked = [int(np.random.default_rng([3, i, 99]).choice(2, p=source.probs)) for i in range(40)]
+    assert 10 < sum(picked) < 30  # about half the pairs are IR
+    for i, which in enumerate(picked[:8]):
+        lr, hr = source[i]
+        expected_lr, expected_hr = source.datasets[which][i]
+        assert lr.shape == (3, 12, 12) and hr.shape == (3, 48, 48)
+        assert torch.equal(lr, expected_lr) and torch.equal(hr, expected_hr)
+        if which:  # thermal frames are grey, replicated to three channels
+            assert torch.equal(hr[0], hr[2])
+
+
 def test_bilinear_span_init_starts_as_a_bilinear_upsampler():
     from srdb_ros.models.span import SPAN, bilinear_span_init
 

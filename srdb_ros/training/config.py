@@ -133,7 +133,8 @@ class DataConfig:
     gopro_root: str = ""
     gopro_split: str = "train"
     sr_blur_prob: float = 0.0
-    ir_deblur_share: float = 0.0
+    ir_deblur_share: float = 0.0  # fraction of deblur pairs that are IR frames with thermal smear
+    ir_sr_share: float = 0.0  # fraction of x4 SR pairs that are IR frames (from ir_train)
     blur: dict = field(default_factory=dict)  # MotionBlurSynthesizer fields
     ir_blur: dict = field(default_factory=dict)  # ThermalBlurSynthesizer fields
 
@@ -143,8 +144,12 @@ class DataConfig:
         for key in ("eo_train", "ir_train", "sr_train"):
             value = getattr(self, key)
             setattr(self, key, [value] if isinstance(value, str) and value else list(value or []))
-        if not 0 <= self.sr_blur_prob <= 1 or not 0 <= self.ir_deblur_share <= 1:
-            raise ValueError("data: sr_blur_prob and ir_deblur_share must be in [0, 1]")
+        shares = {k: getattr(self, k) for k in ("sr_blur_prob", "ir_deblur_share", "ir_sr_share")}
+        outside = [k for k, v in shares.items() if not 0 <= v <= 1]
+        if outside:
+            raise ValueError(f"data: {', '.join(outside)} must be in [0, 1]")
+        if (self.ir_deblur_share > 0 or self.ir_sr_share > 0) and not self.ir_train:
+            raise ValueError("data: ir_deblur_share and ir_sr_share need IR frames in data.ir_train")
         from ..data.blur import synthesizer_for
 
         synthesizer_for("eo", self.blur, 0)  # typos in the blur sections fail here, at load time

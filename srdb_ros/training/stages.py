@@ -66,8 +66,12 @@ def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
 
 
 def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
+    """EO x4 pairs (HR frames, LR by bicubic), mixed with IR x4 pairs when ``data.ir_sr_share`` > 0.
+
+    IR frames blurred before downscaling (``data.sr_blur_prob``) get the thermal smear, EO frames the camera blur.
+    """
     data = ctx.cfg.data
-    return SRDataset(
+    eo = SRDataset(
         data.sr_train or data.eo_train,
         data.sr_lr_train or None,
         SCALE,
@@ -76,6 +80,14 @@ def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
         data.sr_blur_prob,
         blur_synthesizer(ctx, "eo", seed + 7),
     )
+    share = data.ir_sr_share
+    if share <= 0:
+        return eo
+    ir_seed = seed + 13
+    ir = SRDataset(
+        data.ir_train, None, SCALE, lr_crop, ir_seed, data.sr_blur_prob, blur_synthesizer(ctx, "ir", ir_seed + 7)
+    )
+    return MixtureDataset([eo, ir], [1.0 - share, share], seed)
 
 
 def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
