@@ -37,11 +37,11 @@ def test_lengths_cover_the_configured_range_uniformly():
 
 
 @pytest.mark.parametrize("cls", [MotionBlurSynthesizer, ThermalBlurSynthesizer])
-def test_kernels_are_normalised_centred_and_sized_by_length(cls):
+def test_kernels_are_normalised_anchored_and_sized_by_length(cls):
     synth = cls(min_length=4, max_length=48, seed=1)
     for i in range(60):
         k = synth.kernel(i)
-        _, length, path, _ = synth.draw(i)
+        _, length, path, weights = synth.draw(i)
         assert k.dtype == np.float32 and (k >= 0).all()
         assert k.sum() == pytest.approx(1.0, abs=1e-5)
         assert k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
@@ -49,9 +49,25 @@ def test_kernels_are_normalised_centred_and_sized_by_length(cls):
         extent = max(np.ptp(path.real), np.ptp(path.imag))
         assert k.shape[0] >= extent  # the kernel holds the whole path ...
         assert k.shape[0] <= 2 * extent + 5  # ... and follows its length
-        cy, cx = _centroid(k)
         c = k.shape[0] // 2
-        assert abs(cy - c) < 1e-3 and abs(cx - c) < 1e-3  # centroid on the centre pixel: no mean shift
+        cy, cx = _centroid(k)
+        centroid = np.sum(path * weights) - synth.anchor(path, weights)  # where the exposure's centroid lands
+        assert cy - c == pytest.approx(centroid.imag, abs=1e-3) and cx - c == pytest.approx(centroid.real, abs=1e-3)
+        if cls is MotionBlurSynthesizer:
+            assert abs(cy - c) < 1e-3 and abs(cx - c) < 1e-3  # a shutter: centroid on the centre, no mean shift
+
+
+def test_thermal_kernel_puts_the_newest_position_on_the_centre():
+    synth = ThermalBlurSynthesizer(min_length=20, max_length=40, seed=5)
+    for i in range(20):
+        k = synth.kernel(i)
+        _, _, path, weights = synth.draw(i)
+        c = k.shape[0] // 2
+        assert synth.anchor(path, weights) == path[-1]
+        newest = k[c - 1 : c + 2, c - 1 : c + 2].sum()  # the newest sample splats into the centre 3x3
+        assert newest > np.median(k[k > 0]) * 2  # ... which holds the brightest part of the trail
+        cy, cx = _centroid(k)
+        assert np.hypot(cy - c, cx - c) > 1.0  # the trail pulls the centroid behind the newest position
 
 
 def test_thermal_smear_decays_into_the_past():

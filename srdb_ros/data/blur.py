@@ -8,15 +8,17 @@ EO (:class:`MotionBlurSynthesizer`)
   bound, 48 px, is 7.5 % of a 640-px-wide frame, where real shake and platform motion reach 40-60 px.
 - Kernels: the path is splatted with sub-pixel (bilinear) weights into a kernel whose size follows the
   path's extent; every kernel sums to one and has its centroid on the centre pixel, so a blurred frame is not
-  shifted against its sharp target on average.
+  shifted against its sharp target on average (the sharp frame is the scene at mid-exposure, as in GOPRO).
 - Blur in linear light: the sRGB curve is undone before the convolution and re-applied after it, as light
   adds up on the sensor. Then Poisson-Gaussian sensor noise (signal-dependent shot noise plus read noise) in
   linear light, and optionally JPEG compression.
 
 IR (:class:`ThermalBlurSynthesizer`)
 - A microbolometer integrates with a thermal time constant instead of a shutter: the smear along the
-  motion decays exponentially into the past (newest position brightest). Thermal counts are linear, so no
-  gamma; noise is temporal (NETD-like Gaussian) plus column fixed-pattern noise.
+  motion decays exponentially into the past (newest position brightest). The sharp frame is the scene at
+  readout, so the kernel's newest position sits on the centre pixel: a smeared frame shows the scene in place
+  with a fading trail behind it. Thermal counts are linear, so no gamma; noise is temporal (NETD-like
+  Gaussian) plus column fixed-pattern noise.
 
 Every draw (kernel, noise, JPEG) is a pure function of ``(seed, index)``.
 """
@@ -105,10 +107,14 @@ class MotionBlurSynthesizer:
         """Exposure weight of each path sample (a shutter: uniform)."""
         return np.full(samples, 1.0 / samples)
 
+    def anchor(self, path: np.ndarray, weights: np.ndarray) -> complex:
+        """The path point the sharp frame shows, put on the kernel's centre: the exposure's centroid."""
+        return complex(np.sum(path * weights) / weights.sum())
+
     def kernel(self, index: int) -> np.ndarray:
-        """The normalised, centroid-centred float32 kernel of draw ``index`` (odd side, follows the length)."""
+        """The normalised float32 kernel of draw ``index``, its anchor on the centre (odd side, follows the length)."""
         _, _, path, weights = self.draw(index)
-        return rasterize(path, weights)
+        return rasterize(path, weights, self.anchor(path, weights))
 
     # -- images ------------------------------------------------------------------------------------------------
     def to_linear(self, x: np.ndarray) -> np.ndarray:
@@ -154,6 +160,10 @@ class ThermalBlurSynthesizer(MotionBlurSynthesizer):
         t = np.linspace(0.0, 1.0, samples)
         w = np.exp(-(1.0 - t) / tau)  # the newest position (t = 1) dominates, older ones fade
         return w / w.sum()
+
+    def anchor(self, path: np.ndarray, weights: np.ndarray) -> complex:
+        """The newest position: a microbolometer frame shows the scene at readout, trailed by its past."""
+        return complex(path[-1])
 
     def add_noise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = super().add_noise(x, rng)
@@ -207,10 +217,9 @@ def _curved_path(rng: np.random.Generator, samples: int) -> np.ndarray:
     return arc * np.exp(1j * rng.uniform(0, 2 * np.pi))
 
 
-def rasterize(path: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Splat weighted complex positions bilinearly into an odd square kernel centred on their centroid."""
-    centroid = np.sum(path * weights) / weights.sum()
-    p = path - centroid
+def rasterize(path: np.ndarray, weights: np.ndarray, centre: complex) -> np.ndarray:
+    """Splat weighted complex positions bilinearly into an odd square kernel with ``centre`` on its centre pixel."""
+    p = path - centre
     half = math.ceil(max(np.abs(p.real).max(), np.abs(p.imag).max())) + 1
     k = 2 * half + 1
     px, py = p.real + half, p.imag + half

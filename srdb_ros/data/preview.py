@@ -38,8 +38,9 @@ def blur_preview(eo_image: Path, ir_image: Path, out: Path, seed: int = 0, count
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        "Synthetic blur draws (kernel shown in a fixed 99 px frame; crops 256 px): camera shake / linear / curved "
-        "motion in linear light with sensor noise (EO); exponentially decaying microbolometer smear (IR)",
+        "Synthetic blur draws (kernel in a fixed 99 px frame, sharp frame's point at its centre; crops 256 px): camera "
+        "shake / linear / curved motion in linear light with sensor noise (EO, centroid at the centre);\n"
+        "exponentially decaying microbolometer smear (IR, newest position at the centre, trail behind it)",
         fontsize=9,
     )
     fig.tight_layout()
