@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Callable
 
 import torch.distributed as dist
 from torch.utils.data import Dataset
@@ -51,6 +52,13 @@ def blur_synthesizer(ctx: Context, domain: str, seed: int):
     return synthesizer_for(domain, data.ir_blur if domain == "ir" else data.blur, seed)
 
 
+def with_ir_share(eo: Dataset, share: float, make_ir: Callable[[], Dataset], seed: int) -> Dataset:
+    """``eo`` alone, or mixed with IR pairs (built only then) that make up ``share`` of the draws."""
+    if share <= 0:
+        return eo
+    return MixtureDataset([eo, make_ir()], [1.0 - share, share], seed)
+
+
 def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
     """EO blur pairs (GOPRO or synthetic), mixed with thermal-blur IR pairs when ``data.ir_deblur_share`` > 0."""
     data = ctx.cfg.data
@@ -58,11 +66,13 @@ def deblur_source(ctx: Context, crop: int, seed: int) -> Dataset:
         eo = GoProDataset(data.gopro_root, data.gopro_split, crop, seed)
     else:
         eo = SyntheticBlurDataset(data.eo_train, crop, seed, blur_synthesizer(ctx, "eo", seed))
-    share = data.ir_deblur_share
-    if share <= 0:
-        return eo
-    ir = SyntheticBlurDataset(data.ir_train, crop, seed + 11, blur_synthesizer(ctx, "ir", seed + 11))
-    return MixtureDataset([eo, ir], [1.0 - share, share], seed)
+    ir_seed = seed + 11
+    return with_ir_share(
+        eo,
+        data.ir_deblur_share,
+        lambda: SyntheticBlurDataset(data.ir_train, crop, ir_seed, blur_synthesizer(ctx, "ir", ir_seed)),
+        seed,
+    )
 
 
 def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
@@ -80,14 +90,15 @@ def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
         data.sr_blur_prob,
         blur_synthesizer(ctx, "eo", seed + 7),
     )
-    share = data.ir_sr_share
-    if share <= 0:
-        return eo
     ir_seed = seed + 13
-    ir = SRDataset(
-        data.ir_train, None, SCALE, lr_crop, ir_seed, data.sr_blur_prob, blur_synthesizer(ctx, "ir", ir_seed + 7)
+    return with_ir_share(
+        eo,
+        data.ir_sr_share,
+        lambda: SRDataset(
+            data.ir_train, None, SCALE, lr_crop, ir_seed, data.sr_blur_prob, blur_synthesizer(ctx, "ir", ir_seed + 7)
+        ),
+        seed,
     )
-    return MixtureDataset([eo, ir], [1.0 - share, share], seed)
 
 
 def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
