@@ -339,7 +339,7 @@ def test_config_typos_fail_by_name():
         target[key] = 1
         with pytest.raises(ValueError, match=key):
             TrainConfig.from_dict(bad)
-    for name in ("train_cpu.yaml", "train_gpu.yaml", "train_paper.yaml"):
+    for name in ("train_cpu.yaml", "train_cpu_student.yaml", "train_gpu.yaml", "train_paper.yaml"):
         TrainConfig.from_dict(yaml.safe_load((ROOT / "config" / name).read_text()))
 
 
