@@ -18,6 +18,7 @@ import yaml
 from safetensors.torch import load_file
 
 from srdb_ros.models import build_model, load_model
+from srdb_ros.training.config import read_config_dict
 from srdb_ros.training.dann import DomainClassifier, GradientReversal, domain_loss
 from srdb_ros.training.losses import (
     FFT_WEIGHT,
@@ -340,7 +341,30 @@ def test_config_typos_fail_by_name():
         with pytest.raises(ValueError, match=key):
             TrainConfig.from_dict(bad)
     for name in ("train_cpu.yaml", "train_cpu_student.yaml", "train_gpu.yaml", "train_paper.yaml"):
-        TrainConfig.from_dict(yaml.safe_load((ROOT / "config" / name).read_text()))
+        TrainConfig.from_dict(read_config_dict(ROOT / "config" / name))
+
+
+def test_config_base_is_merged_key_by_key_and_loops_fail(tmp_path):
+    from srdb_ros.training.config import TrainConfig
+
+    student = read_config_dict(ROOT / "config" / "train_cpu_student.yaml")
+    cpu = read_config_dict(ROOT / "config" / "train_cpu.yaml")
+    assert "base" not in student
+    assert student["data"]["blur"] == cpu["data"]["blur"]  # inherited
+    assert student["data"]["eo_train"] == cpu["data"]["eo_train"]
+    assert student["data"]["ir_deblur_share"] != cpu["data"]["ir_deblur_share"]  # overridden
+    assert student["stages"]["phase1"] == {**cpu["stages"]["phase1"], "enabled": False}  # merged within a stage
+    cfg = TrainConfig.from_dict(student)
+    assert cfg.enabled_stages() == ["student_dann", "export"]
+    assert cfg.stages["student_dann"].lr == 1e-4 and cfg.checkpoint_every == cpu["checkpoint_every"]
+
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nseed: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nseed: 2\n")
+    with pytest.raises(ValueError, match="loops"):
+        read_config_dict(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        read_config_dict(tmp_path / "c.yaml")
 
 
 def test_data_shares_are_checked_and_ir_sr_share_mixes_thermal_pairs():

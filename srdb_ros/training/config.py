@@ -2,7 +2,8 @@
 an error, never a silent default), and the defaults live here once.
 
 A config file (``config/train_*.yaml``) has top-level run settings, ``data``, ``validation`` and ``stages``;
-each stage section is the dataclass of that stage.
+each stage section is the dataclass of that stage. ``base: other.yaml`` (relative to the file) starts from
+another config: its mappings are merged key by key, and whatever the file sets replaces the base's value.
 """
 
 from __future__ import annotations
@@ -220,13 +221,43 @@ def resolve_path(value: str, base: Path) -> str:
     return str(base / path)
 
 
+def merge_dicts(base: dict, override: dict) -> dict:
+    """``base`` updated by ``override``, recursing into mappings both have; other values are replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_dicts(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file as a dict, with its ``base:`` chain merged in (base first, the file's own keys last)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ValueError(f"config base chain loops: {chain}")
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a training config is a mapping, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: base must be the path of another config, got {base!r}")
+    return merge_dicts(read_config_dict(path.parent / base, (*_seen, path)), raw)
+
+
 def load_config(path: str | Path, data_root: str | Path | None = None) -> TrainConfig:
     """A training config with its data resolved: paths from the working directory or the share folder, and
     ``.txt`` splits read into image lists relative to ``data.root`` (or ``data_root``, which overrides it)."""
     from ..data.datasets import read_split
     from ..resources import share_dir
 
-    cfg = TrainConfig.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+    cfg = TrainConfig.from_dict(read_config_dict(path))
     base = share_dir()
     data = cfg.data
     root = str(data_root or data.root or "")
