@@ -260,8 +260,8 @@ def test_cuda_fast_path_matches_eager_fp32(student_weights):
     for task in ("deblur", "sr", "both"):
         a, b = fast.infer(task, x), ref.infer(task, x)
         again = fast.infer(task, x)  # replay of the captured graph
-        for key in a:
-            assert np.abs(a[key] - b[key]).max() < 2e-2
+        for key in a:  # fp16 keeps ~3 significant digits: outputs of noise reach |14|, so the bound is relative
+            np.testing.assert_allclose(a[key], b[key], rtol=5e-3, atol=2e-2)
             assert np.array_equal(a[key], again[key])
     assert len(fast._graphs) == 3
 
@@ -441,10 +441,14 @@ def test_device_percentiles_match_numpy():
 
     from srdb_ros.inference.device_processing import percentiles
 
-    values = np.random.default_rng(6).integers(0, 65535, 10007).astype(np.float32)
-    for qs in ((1.0, 99.0), (0.0, 100.0), (2.5, 97.3)):
-        lo, hi = percentiles(torch.from_numpy(values), qs)
-        np.testing.assert_allclose([float(lo), float(hi)], np.percentile(values, qs), rtol=1e-6)
+    rng = np.random.default_rng(6)
+    narrow = np.concatenate([np.full(5000, 7), rng.integers(300, 340, 4000), [65535] * 3])  # ties, a gap, the top
+    for values in (rng.integers(0, 65535, 10007).astype(np.float32), rng.permutation(narrow).astype(np.float32)):
+        for qs in ((1.0, 99.0), (0.0, 100.0), (2.5, 97.3), (49.99, 50.01)):
+            expected = np.percentile(values, qs)
+            for levels in (None, 65536):  # selection, and the histogram of 16-bit counts
+                lo, hi = percentiles(torch.from_numpy(values), qs, levels)
+                np.testing.assert_allclose([float(lo), float(hi)], expected, rtol=1e-6, err_msg=f"{levels} {qs}")
 
 
 FRAME_FORMATS = [
@@ -573,3 +577,16 @@ def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_matc
     with caplog.at_level(logging.WARNING):
         damaged = TorchBackend(str(weights), "cpu", packages=(str(package),))
     assert not damaged._compiled and "damaged or replaced" in caplog.text
+
+
+def test_bench_times_the_eo_ir_pair_as_two_frames(monkeypatch):
+    from srdb_ros.benchmark import bench
+
+    monkeypatch.setitem(bench.PAPER_INPUT_SIZES, "deblur", (40, 32))
+    opts = bench.BenchOptions(task="deblur", backend="torch", device="cpu", repeats=2, warmup=0, quality=False)
+    records, _ = bench.run_bench(opts)
+    pair = [r for r in records if r.mode == bench.EO_IR_MODE]
+    assert len(pair) == 1 and pair[0].size == "40x32"
+    assert pair[0].fps == pytest.approx(2e3 / pair[0].median_ms, rel=1e-3)  # FPS counts both frames
+    reference = next(r for r in records if r.backend == "reference" and r.mode == "end_to_end")
+    assert pair[0].ratio_vs_reference == pytest.approx(2 * reference.median_ms / pair[0].median_ms, rel=1e-2)
