@@ -206,6 +206,8 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                 refs = {r.mode: r for r in reference_records(task, size, device, repeats, warmup, base, image)}
                 records.extend(refs.values())
                 x, _ = pad_array(np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32), 4)
+                # the two-camera load: an EO rgb8 and an IR mono16 frame per call
+                pair = [Frame(image, task), Frame(_thermal_frame(h, w), task)] if task == "deblur" else None
                 for backend in backends:
                     dev = backend.memory_device
                     if device == "cuda":
@@ -223,15 +225,14 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                         runs[mode] = (lambda e=enhancer, t=task, i=image: e.enhance(i, t).timings_ms, True)
                     if message_path is not None and opts.mode == "ros":
                         runs["ros"] = (message_path(enhancers["end_to_end"], image, task), True)
-                    if task == "deblur":  # the two-camera load: an EO rgb8 and an IR mono16 frame per call
-                        pair = [Frame(image, task), Frame(_thermal_frame(h, w), task)]
+                    if pair is not None:
                         runs[EO_IR_MODE] = (lambda e=enhancers["end_to_end"], p=pair: e.enhance_batch(p), None)
                     for mode, (fn, staged) in runs.items():
                         timings: list[dict] = []
                         call = (lambda f=fn, s=timings: s.append(f())) if staged else fn
                         times = time_call(call, repeats, warmup if mode == "model" else max(1, warmup // 2), device)
                         peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-                        frames = 2 if mode == EO_IR_MODE else 1
+                        frames = len(pair) if mode == EO_IR_MODE else 1
                         rec = _record(backend.describe(), dev, task, size, mode, times, peak, frames)
                         reference = refs["model" if mode == "model" else "end_to_end"]
                         rec.ratio_vs_reference = round(frames * reference.median_ms / rec.median_ms, 3)

@@ -31,8 +31,8 @@ def percentiles(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """NumPy's ``percentile`` (linear interpolation) of a flat tensor, as 0-d tensors on its device (order
     statistics at positions fixed by the size: no host synchronisation). With ``levels``, ``x`` holds integers in
-    [0, levels) and the order statistics come from its histogram (one pass, no selection: about 25x faster than
-    ``kthvalue`` for a 16-bit frame)."""
+    [0, levels) and the order statistics come from its histogram (one pass, no selection: 6.4 ms against 85 ms
+    with ``kthvalue`` for a 1240x984 16-bit frame on 2 CPU threads)."""
     n = x.numel()
     if levels:
         counts = torch.zeros(levels, dtype=torch.int64, device=x.device)
