@@ -122,8 +122,10 @@ def _run_soak(args) -> int:
 
 def _run_blur_preview(args) -> int:
     from .data.preview import BlurPreviewOptions, blur_preview_command
+    from .training.config import load_config
 
-    return blur_preview_command(_options(BlurPreviewOptions, args))
+    data = load_config(args.config).data
+    return blur_preview_command(_options(BlurPreviewOptions, args), data.blur, data.ir_blur)
 
 
 def _model_options(p) -> None:
@@ -286,10 +288,22 @@ def _score(sub) -> None:
         description="Deblur: --pairs DIR with blur/ and sharp/ folders, or a folder of sharp frames "
         "blurred with --blur-seed; baseline = the blurry input, RGB. SR: --hr DIR of "
         "high-resolution frames, LR by antialiased bicubic x4; baseline = bicubic "
-        "upscale, Y channel with a 4-pixel border.",
+        "upscale, Y channel with a 4-pixel border. --suite deblur: the deblurring robustness suite (test blur "
+        "in linear light and display gamma, an independent shake generator, the real Levin et al. kernels, "
+        "nearly sharp and sharp frames, real GOPRO pairs, thermal smear/shake/nearly sharp), one row per "
+        "formation choice, on the test frames under --data-root; --max-images frames per row (default 12) "
+        "and --crop (default 256) size it.",
     )
     _model_options(p)
-    p.add_argument("--task", choices=("deblur", "sr"), required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=("deblur", "sr"))
+    what.add_argument("--suite", choices=("deblur",), help="run a robustness suite instead of one set of pairs")
+    p.add_argument(
+        "--data-root",
+        default="../shared/data",
+        help="--suite: folder holding eo/bsd68, eo/sun_hays80, ir/hituav_val, kernels/, deblur_real/ "
+        "(default ../shared/data)",
+    )
     p.add_argument("--pairs", default=None, help="deblur: folder with blur/ and sharp/, or a sharp folder")
     p.add_argument("--hr", default=None, help="folder of sharp high-resolution frames")
     p.add_argument("--blur-lr", action="store_true", help="sr: motion-blur HR frames before downscaling (Fig. 9)")
@@ -449,9 +463,15 @@ def _demo(sub) -> None:
 def _blur_preview(sub) -> None:
     p = sub.add_parser(
         "blur-preview",
-        help="picture of sample blur kernels and blurred crops (EO and thermal)",
-        description="Draw sample kernels of the training/test blur synthesisers and apply them to an EO "
+        help="picture of every training blur family: kernels and blurred crops (EO and thermal)",
+        description="Draw a kernel of each blur family of a training config (EO motions, partial exposure, "
+        "formations, highlights, sharp pairs; thermal smear, shutter shake, sharp pairs) and apply it to an EO "
         "and an IR frame (default: bundled samples); writes one PNG.",
+    )
+    p.add_argument(
+        "--config",
+        default="config/train_cpu_robust.yaml",
+        help="training config whose data.blur / data.ir_blur to draw (default config/train_cpu_robust.yaml)",
     )
     p.add_argument("--out", default="docs/blur_samples.png", help="PNG to write (default docs/blur_samples.png)")
     p.add_argument("--eo", default=None, help="EO frame (default: bundled astronaut.png)")

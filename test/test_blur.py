@@ -1,4 +1,5 @@
-"""Issue 16: the realistic blur synthesiser's statistics (lengths, kernels, centring, noise, seeds)."""
+"""The blur synthesiser: statistics of the evaluation blur (lengths, kernels, centring, noise, seeds) and of the
+randomised training family (motions, sharp pairs, partial exposure, formation, highlights, noise switch)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import numpy as np
 import pytest
 
 from srdb_ros.data.blur import (
+    FORMATIONS,
     MOTIONS,
     MotionBlurSynthesizer,
     ThermalBlurSynthesizer,
     linear_to_srgb,
+    rasterize,
     srgb_to_linear,
     synthesizer_for,
 )
@@ -30,9 +33,9 @@ def test_lengths_cover_the_configured_range_uniformly():
     assert lengths.max() > 45 and lengths.min() < 7  # reaches both ends (>= 48 px at 640 px is 7.5 %)
     assert abs(np.mean(lengths) - 26) < 2.5  # uniform: mean 26, std 12.7
     assert abs(np.std(lengths) - 44 / np.sqrt(12)) < 1.5
-    kinds = {d[0] for d in draws}
-    assert kinds == set(MOTIONS)  # shake, linear and curved motion all occur
-    for _, length, path, _ in draws[:50]:  # the path is as long as drawn
+    kinds = {d.kind for d in draws}
+    assert kinds == set(MOTIONS) - {"walk"}  # shake, linear and curved motion all occur (walk is opt-in)
+    for _, length, path, _, _ in draws[:50]:  # the path is as long as drawn
         assert np.abs(np.diff(path)).sum() == pytest.approx(length, rel=1e-6)
 
 
@@ -41,7 +44,7 @@ def test_kernels_are_normalised_anchored_and_sized_by_length(cls):
     synth = cls(min_length=4, max_length=48, seed=1)
     for i in range(60):
         k = synth.kernel(i)
-        _, length, path, weights = synth.draw(i)
+        _, length, path, weights, centre = synth.draw(i)
         assert k.dtype == np.float32 and (k >= 0).all()
         assert k.sum() == pytest.approx(1.0, abs=1e-5)
         assert k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
@@ -51,7 +54,7 @@ def test_kernels_are_normalised_anchored_and_sized_by_length(cls):
         assert k.shape[0] <= 2 * extent + 5  # ... and follows its length
         c = k.shape[0] // 2
         cy, cx = _centroid(k)
-        centroid = np.sum(path * weights) - synth.anchor(path, weights)  # where the exposure's centroid lands
+        centroid = np.sum(path * weights) - centre  # where the exposure's centroid lands
         assert cy - c == pytest.approx(centroid.imag, abs=1e-3) and cx - c == pytest.approx(centroid.real, abs=1e-3)
         if cls is MotionBlurSynthesizer:
             assert abs(cy - c) < 1e-3 and abs(cx - c) < 1e-3  # a shutter: centroid on the centre, no mean shift
@@ -61,9 +64,9 @@ def test_thermal_kernel_puts_the_newest_position_on_the_centre():
     synth = ThermalBlurSynthesizer(min_length=20, max_length=40, seed=5)
     for i in range(20):
         k = synth.kernel(i)
-        _, _, path, weights = synth.draw(i)
+        _, _, path, weights, centre = synth.draw(i)
         c = k.shape[0] // 2
-        assert synth.anchor(path, weights) == path[-1]
+        assert centre == path[-1]
         newest = k[c - 1 : c + 2, c - 1 : c + 2].sum()  # the newest sample splats into the centre 3x3
         assert newest > np.median(k[k > 0]) * 2  # ... which holds the brightest part of the trail
         cy, cx = _centroid(k)
@@ -72,10 +75,10 @@ def test_thermal_kernel_puts_the_newest_position_on_the_centre():
 
 def test_thermal_smear_decays_into_the_past():
     synth = ThermalBlurSynthesizer(seed=2)
-    _, _, _, w = synth.draw(0)
+    w = synth.draw(0).weights
     assert w.sum() == pytest.approx(1.0) and np.all(np.diff(w) > 0)  # newest position brightest
     assert w[-1] / w[0] > 5
-    _, _, _, uniform = MotionBlurSynthesizer(seed=2).draw(0)
+    uniform = MotionBlurSynthesizer(seed=2).draw(0).weights
     assert np.allclose(uniform, uniform[0])  # a shutter weights the exposure uniformly
 
 
@@ -94,12 +97,13 @@ def test_blur_happens_in_linear_light_with_poisson_gaussian_noise():
     # a black/white edge blurred in linear light is brighter at mid-way than one blurred in sRGB values
     edge = np.zeros((40, 40), np.float32)
     edge[:, 20:] = 1.0
-    quiet = {"shot_noise": 0.0, "read_noise": 0.0, "motion_probs": (0, 1, 0)}
+    quiet = {"shot_noise": 0.0, "read_noise": 0.0, "motion_probs": (0, 1, 0, 0)}
     lin = MotionBlurSynthesizer(min_length=20, max_length=20, seed=0, **quiet)
-    raw = MotionBlurSynthesizer(min_length=20, max_length=20, seed=0, linear_light=False, **quiet)
+    raw = MotionBlurSynthesizer(min_length=20, max_length=20, seed=0, formation_probs=(0, 1, 0), **quiet)
     assert lin.apply(edge, 0).mean() > raw.apply(edge, 0).mean() + 0.02
+    assert raw.apply(edge, 0).mean() == pytest.approx(edge.mean(), abs=2e-3)  # display values: the mean stays
     # noise: variance grows with the signal (shot noise), and read noise alone is flat
-    flat = MotionBlurSynthesizer(seed=0, shot_noise=0.02, read_noise=0.0, linear_light=False)
+    flat = MotionBlurSynthesizer(seed=0, shot_noise=0.02, read_noise=0.0, formation_probs=(0, 1, 0))
     rng_sample = [flat.apply(np.full((64, 64), v, np.float32), 1) - v for v in (0.2, 0.8)]
     assert np.std(rng_sample[1]) > np.std(rng_sample[0]) * 1.4
 
@@ -123,3 +127,92 @@ def test_uint16_thermal_frames_keep_dtype_and_config_typos_fail():
         synthesizer_for("eo", {"max_lenght": 30}, 0)
     with pytest.raises(ValueError):
         MotionBlurSynthesizer(min_length=10, max_length=5)
+
+
+ROBUST = {
+    "min_length": 3.0,
+    "max_length": 64.0,
+    "sharp_prob": 0.12,
+    "motion_probs": (0.3, 0.2, 0.2, 0.3),
+    "curve_accel": 0.8,
+    "partial_exposure_prob": 0.3,
+    "formation_probs": (0.4, 0.35, 0.25),
+    "highlight_prob": 0.15,
+    "noise_prob": 0.7,
+    "shot_noise": 1e-3,
+    "read_noise": 2e-3,
+    "jpeg_prob": 0.1,
+}
+
+
+def test_randomised_family_draws_every_motion_formation_and_sharp_pairs():
+    synth = MotionBlurSynthesizer(seed=0, **ROBUST)
+    draws = [synth.draw(i) for i in range(600)]
+    lengths = np.array([d.length for d in draws])
+    assert {d.kind for d in draws} == set(MOTIONS)
+    assert 0.10 <= np.mean(lengths <= 3.0) <= 0.16  # about 12 % sharp or nearly sharp
+    assert lengths.min() < 0.5 and lengths.max() > 60
+    forms = [synth.formation(i) for i in range(600)]
+    assert {f.curve for f in forms} == set(FORMATIONS)
+    assert all(1.2 <= f.gamma <= 2.2 for f in forms if f.curve == "tone")
+    assert 0.1 < np.mean([f.highlight_gain > 1 for f in forms]) < 0.2
+    assert 0.6 < np.mean([f.noisy for f in forms]) < 0.8
+    for d in draws[:80]:  # partial exposures and accelerated arcs keep the drawn length and a unit kernel
+        assert np.abs(np.diff(d.path)).sum() == pytest.approx(d.length, rel=1e-6, abs=1e-9)
+        k = rasterize(d.path, d.weights, d.centre)
+        assert k.sum() == pytest.approx(1.0, abs=1e-5) and k.shape[0] <= synth.max_kernel_size
+
+
+def test_options_draw_from_their_own_stream_so_the_evaluation_blur_keeps_its_draws():
+    plain = MotionBlurSynthesizer(seed=5)
+    partial = MotionBlurSynthesizer(seed=5, partial_exposure_prob=0.5, formation_probs=(0.5, 0.5, 0))
+    img = np.random.default_rng(2).random((48, 48, 3)).astype(np.float32)
+    same = 0
+    for i in range(40):
+        a, b = plain.draw(i), partial.draw(i)
+        assert a.kind == b.kind and a.length == b.length  # kind and length come from the evaluation stream
+        if len(a.path) == len(b.path):  # not a partial exposure
+            np.testing.assert_array_equal(plain.kernel(i), partial.kernel(i))
+            same += partial.formation(i).curve == "linear"
+            if partial.formation(i).curve == "linear":
+                np.testing.assert_array_equal(plain.apply(img, i), partial.apply(img, i))
+    assert same > 5
+
+
+def test_walk_shake_ranges_from_jerky_to_smooth():
+    synth = MotionBlurSynthesizer(seed=1, min_length=30, max_length=30, motion_probs=(0, 0, 0, 1))
+
+    def turning(path: np.ndarray) -> float:  # mean absolute change of direction per sample
+        angles = np.unwrap(np.angle(np.diff(path)))
+        return float(np.mean(np.abs(np.diff(angles))))
+
+    turns = [turning(synth.draw(i).path) for i in range(40)]
+    assert max(turns) > 5 * min(turns)
+
+
+def test_saturated_highlights_spread_more_light_than_the_clipped_frame_holds():
+    img = np.full((64, 64), 0.1, np.float32)
+    img[30:34, 30:34] = 1.0  # a lamp, clipped in the sharp frame
+    base = {"min_length": 20, "max_length": 20, "noise_prob": 0.0, "motion_probs": (0, 1, 0, 0)}
+    dull = MotionBlurSynthesizer(seed=0, **base).apply(img, 0)
+    bright = MotionBlurSynthesizer(seed=0, highlight_prob=1.0, highlight_gain=(4, 4), **base).apply(img, 0)
+    assert bright.sum() > dull.sum() + 5
+    assert bright.max() <= 1.0
+
+
+def test_noise_switch_and_sharp_pairs_can_leave_a_frame_untouched():
+    synth = MotionBlurSynthesizer(seed=0, sharp_prob=1.0, sharp_max_length=0.0, noise_prob=0.0)
+    img = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(synth.apply(img, 3), img)  # zero length, no noise: the frame itself
+
+
+def test_thermal_shutter_draws_are_centroid_centred_and_smears_readout_anchored():
+    synth = ThermalBlurSynthesizer(seed=4, shutter_prob=0.5, min_length=20, max_length=30)
+    kinds = {"shutter": 0, "smear": 0}
+    for i in range(40):
+        d = synth.draw(i)
+        shutter = np.allclose(d.weights, d.weights[0])
+        kinds["shutter" if shutter else "smear"] += 1
+        expected = np.sum(d.path * d.weights) / d.weights.sum() if shutter else d.path[-1]
+        assert d.centre == pytest.approx(expected)
+    assert min(kinds.values()) > 8

@@ -340,8 +340,13 @@ def test_config_typos_fail_by_name():
         target[key] = 1
         with pytest.raises(ValueError, match=key):
             TrainConfig.from_dict(bad)
-    for name in ("train_cpu.yaml", "train_cpu_student.yaml", "train_gpu.yaml", "train_paper.yaml"):
-        TrainConfig.from_dict(read_config_dict(ROOT / "config" / name))
+    for path in sorted((ROOT / "config").glob("train_*.yaml")):
+        TrainConfig.from_dict(read_config_dict(path))
+    robust = TrainConfig.from_dict(read_config_dict(ROOT / "config" / "train_gpu_robust.yaml"))
+    assert (
+        robust.data.blur == TrainConfig.from_dict(read_config_dict(ROOT / "config" / "train_cpu_robust.yaml")).data.blur
+    )
+    assert robust.data.blur["sharp_prob"] > 0 and robust.enabled_stages() == ["student_dann", "export"]
 
 
 def test_config_base_is_merged_key_by_key_and_loops_fail(tmp_path):

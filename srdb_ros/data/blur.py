@@ -1,37 +1,60 @@
-"""Seeded synthetic motion blur for training and evaluation pairs: camera shake, platform motion, sensor noise.
+"""Seeded synthetic motion blur for training and evaluation pairs: a randomised formation model of camera shake,
+platform motion, tone curve, saturation and sensor noise, after Real-ESRGAN/BSRGAN's randomised degradations.
 
-EO (:class:`MotionBlurSynthesizer`)
-- Trajectories: camera shake after Boracchi & Foi ("Modeling the performance of image restoration from motion
-  blur", TIP 2012; the recipe DeblurGAN and the paper's VGTDB use: a random walk with inertia, a centripetal
-  pull, jitter and abrupt shakes), straight platform motion with a changing speed, and curved (arc) motion.
-  The exposed path length is drawn uniformly in ``[min_length, max_length]`` pixels; the default upper
-  bound, 48 px, is 7.5 % of a 640-px-wide frame, where real shake and platform motion reach 40-60 px.
-- Kernels: the path is splatted with sub-pixel (bilinear) weights into a kernel whose size follows the
-  path's extent; every kernel sums to one and has its centroid on the centre pixel, so a blurred frame is not
-  shifted against its sharp target on average (the sharp frame is the scene at mid-exposure, as in GOPRO).
-- Blur in linear light: the sRGB curve is undone before the convolution and re-applied after it, as light
-  adds up on the sensor. Then Poisson-Gaussian sensor noise (signal-dependent shot noise plus read noise) in
-  linear light, and optionally JPEG compression.
+Each pair draws, from its own ``(seed, index)``:
+
+- **Motion** (``motion_probs`` over :data:`MOTIONS`): camera shake after Boracchi & Foi ("Modeling the
+  performance of image restoration from motion blur", TIP 2012: a random walk with inertia, a centripetal pull,
+  jitter and abrupt shakes; the recipe DeblurGAN and the paper's VGTDB use), straight platform motion with a
+  changing speed, curved (arc) motion (with ``curve_accel``, at a changing speed), and an inertial random walk
+  whose velocity is white noise smoothed over a random time scale (``walk``: from jerky to smooth hand shake). With
+  ``partial_exposure_prob`` the exposure covers only a random stretch of the drawn path (the shutter opens or
+  closes anywhere along the motion).
+- **Length**: the exposed path length, uniform in ``[min_length, max_length]`` pixels; a ``sharp_prob`` share of
+  the pairs instead gets 0 to ``sharp_max_length`` px (sharp or nearly sharp, so a network learns to leave such
+  frames alone).
+- **Kernel**: the path splatted with sub-pixel (bilinear) weights into a kernel that sums to one; a shutter puts
+  the exposure's centroid on the centre pixel (the sharp frame is the scene at mid-exposure, as in GOPRO).
+- **Formation** (``formation_probs`` over :data:`FORMATIONS`): where the light adds up. ``linear``: the sRGB curve
+  is undone before the convolution and re-applied after it (a sensor integrating light); ``display``: plain
+  averaging of the stored values (how GOPRO's blurry frames were averaged); ``tone``: a power curve with an
+  exponent drawn in ``tone_gamma`` (a camera tone curve in between). With ``highlight_prob``, frame regions at
+  the top of the range are brightened by a factor in ``highlight_gain`` before blurring and clipped after it, as
+  lights and sky saturate a sensor.
+- **Noise**: with ``noise_prob``, Poisson-Gaussian sensor noise in linear light (variance ``a * x + s**2``,
+  ``a`` uniform in ``[0, shot_noise]``, ``s`` in ``[0, read_noise]``), then with ``jpeg_prob`` JPEG compression.
+  The training ranges come from real frames: flat regions of the real blurry GOPRO and HIDE frames hold 0.15-0.5
+  grey levels of noise, the sharp GOPRO frames 0.4-0.7, a machine-vision sensor of 10 000 electrons full well
+  1-2 grey levels at mid grey (``a`` = 1e-4), a small sensor at high gain 3-6 (``a`` = 1e-3); see
+  ``docs/blur.md``.
+
+The defaults (no sharp pairs, no partial exposure, linear light, no highlight boost, noise always on) are the
+project's evaluation blur; every option added later draws from a separate random stream, so the defaults keep
+their draws exactly.
 
 IR (:class:`ThermalBlurSynthesizer`)
-- A microbolometer integrates with a thermal time constant instead of a shutter: the smear along the
-  motion decays exponentially into the past (newest position brightest). The sharp frame is the scene at
-  readout, so the kernel's newest position sits on the centre pixel: a smeared frame shows the scene in place
-  with a fading trail behind it. Thermal counts are linear, so no gamma; noise is temporal (NETD-like
-  Gaussian) plus column fixed-pattern noise.
+- A microbolometer integrates with a thermal time constant instead of a shutter: the smear along the motion
+  decays exponentially into the past (newest position brightest). The sharp frame is the scene at readout, so
+  the kernel's newest position sits on the centre pixel: a smeared frame shows the scene in place with a fading
+  trail behind it. With ``shutter_prob`` a pair is instead integrated like a shutter camera (a cooled thermal
+  camera: uniform weights, centroid on the centre). Thermal counts are linear (``display`` formation); noise is
+  temporal (NETD-like Gaussian) plus column fixed-pattern noise.
 
-Every draw (kernel, noise, JPEG) is a pure function of ``(seed, index)``.
+Every draw (kernel, formation, noise, JPEG) is a pure function of ``(seed, index)``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-MOTIONS = ("shake", "linear", "curved")
+MOTIONS = ("shake", "linear", "curved", "walk")
+FORMATIONS = ("linear", "display", "tone")
+_FORMATION_STREAM = 2  # the random stream of every choice beyond the evaluation blur's (see the module docstring)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -49,14 +72,53 @@ def _unit_scale(dtype: np.dtype) -> float:
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
+class BlurDraw(NamedTuple):
+    """One draw's motion: its kind, exposed path length (px), complex path positions, per-sample exposure weights,
+    and the path point the sharp frame shows (put on the kernel's centre)."""
+
+    kind: str
+    length: float
+    path: np.ndarray
+    weights: np.ndarray
+    centre: complex
+
+
+class Formation(NamedTuple):
+    """One draw's image formation: tone curve (``curve`` and its ``gamma``), highlight gain (1: none), noise on."""
+
+    curve: str
+    gamma: float
+    highlight_gain: float
+    noisy: bool
+
+
+def _probabilities(name: str, values, labels: tuple[str, ...]) -> tuple[float, ...]:
+    probs = tuple(float(p) for p in values)
+    if len(probs) != len(labels) or min(probs) < 0 or sum(probs) <= 0:
+        raise ValueError(f"{name} needs {len(labels)} non-negative weights ({', '.join(labels)}), got {values}")
+    return probs
+
+
+def _pick(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
+    return int(rng.choice(len(probs), p=np.asarray(probs) / sum(probs)))
+
+
 @dataclass(frozen=True)
 class MotionBlurSynthesizer:
     """Makes blur kernels and blurred, noisy EO frames; every draw is reproducible from (seed, index)."""
 
     min_length: float = 4.0  # exposed path length in pixels, drawn uniformly in [min_length, max_length]
     max_length: float = 48.0
-    motion_probs: tuple[float, float, float] = (0.6, 0.2, 0.2)  # shake, linear, curved
-    linear_light: bool = True  # blur in linear light (undo and re-apply the sRGB curve)
+    motion_probs: tuple[float, ...] = (0.6, 0.2, 0.2, 0.0)  # shake, linear, curved, walk
+    sharp_prob: float = 0.0  # share of pairs with a length in [0, sharp_max_length] instead (sharp / nearly sharp)
+    sharp_max_length: float = 3.0
+    curve_accel: float = 0.0  # max |acceleration| of arcs (their speed changes by up to this over the exposure)
+    partial_exposure_prob: float = 0.0  # share of paths of which the exposure covers only a random stretch
+    formation_probs: tuple[float, ...] = (1.0, 0.0, 0.0)  # linear light, display values, random tone curve
+    tone_gamma: tuple[float, float] = (1.2, 2.2)  # exponent range of the ``tone`` formation's power curve
+    highlight_prob: float = 0.0  # share of frames whose highlights saturate: brightened before the blur, clipped
+    highlight_gain: tuple[float, float] = (1.5, 6.0)
+    noise_prob: float = 1.0  # share of frames with sensor noise
     shot_noise: float = 0.01  # max Poisson gain: variance a * signal, a drawn in [0, shot_noise]
     read_noise: float = 0.01  # max Gaussian read-noise std, drawn in [0, read_noise] (units of full scale)
     jpeg_prob: float = 0.0  # fraction of frames JPEG-compressed after the noise
@@ -64,15 +126,25 @@ class MotionBlurSynthesizer:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_length <= self.max_length:
-            raise ValueError(f"need 0 < min_length <= max_length, got {self.min_length}, {self.max_length}")
-        probs = tuple(float(p) for p in self.motion_probs)
-        if len(probs) != len(MOTIONS) or min(probs) < 0 or sum(probs) <= 0:
-            raise ValueError(f"motion_probs needs {len(MOTIONS)} non-negative weights ({', '.join(MOTIONS)})")
-        object.__setattr__(self, "motion_probs", probs)
-        if self.shot_noise < 0 or self.read_noise < 0 or not 0 <= self.jpeg_prob <= 1:
-            raise ValueError("noise levels must be >= 0 and jpeg_prob in [0, 1]")
+        if not 0 <= self.min_length <= self.max_length or self.max_length <= 0:
+            raise ValueError(f"need 0 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        object.__setattr__(self, "motion_probs", _probabilities("motion_probs", self.motion_probs, MOTIONS))
+        object.__setattr__(self, "formation_probs", _probabilities("formation_probs", self.formation_probs, FORMATIONS))
+        shares = (self.sharp_prob, self.partial_exposure_prob, self.highlight_prob, self.noise_prob, self.jpeg_prob)
+        if not all(0 <= p <= 1 for p in shares):
+            raise ValueError(
+                "sharp_prob, partial_exposure_prob, highlight_prob, noise_prob, jpeg_prob must be in [0, 1]"
+            )
+        if self.shot_noise < 0 or self.read_noise < 0 or self.sharp_max_length < 0:
+            raise ValueError("noise levels and sharp_max_length must be >= 0")
+        if (
+            not 1.0 <= self.tone_gamma[0] <= self.tone_gamma[1]
+            or not 1.0 <= self.highlight_gain[0] <= self.highlight_gain[1]
+        ):
+            raise ValueError("tone_gamma and highlight_gain need 1 <= low <= high")
         object.__setattr__(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
+        object.__setattr__(self, "tone_gamma", tuple(float(g) for g in self.tone_gamma))
+        object.__setattr__(self, "highlight_gain", tuple(float(g) for g in self.highlight_gain))
 
     @classmethod
     def from_dict(cls, data: dict, seed: int) -> MotionBlurSynthesizer:
@@ -86,26 +158,38 @@ class MotionBlurSynthesizer:
     @property
     def max_kernel_size(self) -> int:
         """An upper bound of the kernel side for any draw (for crop margins)."""
-        return 2 * math.ceil(self.max_length) + 3
+        return 2 * math.ceil(max(self.max_length, self.sharp_max_length)) + 3
 
     def rng(self, index: int, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, index, stream])
 
     # -- trajectories ----------------------------------------------------------------------------------------
-    def draw(self, index: int) -> tuple[str, float, np.ndarray, np.ndarray]:
-        """(motion kind, exposed path length, complex positions, per-sample weights) of draw ``index``."""
+    def draw(self, index: int) -> BlurDraw:
+        """The motion of draw ``index``: kind, exposed length, path, exposure weights and the sharp frame's point."""
         rng = self.rng(index)
-        kind = MOTIONS[int(rng.choice(len(MOTIONS), p=np.asarray(self.motion_probs) / sum(self.motion_probs)))]
+        extra = self.rng(index, _FORMATION_STREAM)
+        kind = MOTIONS[_pick(rng, self.motion_probs)]
         length = float(rng.uniform(self.min_length, self.max_length))
+        if self.sharp_prob > 0 and extra.random() < self.sharp_prob:
+            length = float(extra.uniform(0.0, self.sharp_max_length))
         samples = max(64, int(6 * length))
-        path = {"shake": _shake_path, "linear": _linear_path, "curved": _curved_path}[kind](rng, samples)
+        path = {"shake": _shake_path, "linear": _linear_path, "curved": _curved_path, "walk": _walk_path}[kind](
+            rng, samples
+        )
+        if kind == "curved" and self.curve_accel > 0:
+            path = _accelerated(path, extra.uniform(-self.curve_accel, self.curve_accel))
+        if self.partial_exposure_prob > 0 and extra.random() < self.partial_exposure_prob:
+            path = _exposed_stretch(path, extra)
+            samples = len(path)
         seg = np.abs(np.diff(path)).sum()
         path = path * (length / max(seg, 1e-9))
-        return kind, length, path, self.weights(rng, samples)
+        weights, shutter = self.exposure(rng, extra, samples)
+        centre = self.anchor(path, weights) if not shutter else complex(np.sum(path * weights) / weights.sum())
+        return BlurDraw(kind, length, path, weights, centre)
 
-    def weights(self, rng: np.random.Generator, samples: int) -> np.ndarray:
-        """Exposure weight of each path sample (a shutter: uniform)."""
-        return np.full(samples, 1.0 / samples)
+    def exposure(self, rng: np.random.Generator, extra: np.random.Generator, samples: int) -> tuple[np.ndarray, bool]:
+        """Exposure weight of each path sample, and whether the draw is a shutter's (a shutter: uniform)."""
+        return np.full(samples, 1.0 / samples), True
 
     def anchor(self, path: np.ndarray, weights: np.ndarray) -> complex:
         """The path point the sharp frame shows, put on the kernel's centre: the exposure's centroid."""
@@ -113,15 +197,17 @@ class MotionBlurSynthesizer:
 
     def kernel(self, index: int) -> np.ndarray:
         """The normalised float32 kernel of draw ``index``, its anchor on the centre (odd side, follows the length)."""
-        _, _, path, weights = self.draw(index)
-        return rasterize(path, weights, self.anchor(path, weights))
+        d = self.draw(index)
+        return rasterize(d.path, d.weights, d.centre)
 
     # -- images ------------------------------------------------------------------------------------------------
-    def to_linear(self, x: np.ndarray) -> np.ndarray:
-        return srgb_to_linear(x) if self.linear_light else x
-
-    def from_linear(self, x: np.ndarray) -> np.ndarray:
-        return linear_to_srgb(x) if self.linear_light else np.clip(x, 0.0, 1.0)
+    def formation(self, index: int) -> Formation:
+        """The tone curve, highlight gain and noise switch of draw ``index``."""
+        extra = self.rng(index, _FORMATION_STREAM + 1)
+        curve = FORMATIONS[_pick(extra, self.formation_probs)]
+        gamma = {"linear": 2.4, "display": 1.0, "tone": float(extra.uniform(*self.tone_gamma))}[curve]
+        gain = float(extra.uniform(*self.highlight_gain)) if extra.random() < self.highlight_prob else 1.0
+        return Formation(curve, gamma, gain, bool(extra.random() < self.noise_prob))
 
     def add_noise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Poisson-Gaussian noise in linear light: variance ``a * x + s**2``."""
@@ -135,10 +221,16 @@ class MotionBlurSynthesizer:
     def apply(self, image: np.ndarray, index: int) -> np.ndarray:
         """Blur (+ noise, + JPEG) an HxW[xC] image (uint8, uint16 or float in [0, 1]); same dtype out."""
         scale = _unit_scale(image.dtype)
-        x = self.to_linear(image.astype(np.float32) / scale)
+        form = self.formation(index)
+        values = image.astype(np.float32) / scale
+        x = to_light(values, form)
+        if form.highlight_gain > 1:
+            x = x * (1 + (form.highlight_gain - 1) * _highlights(values))
         x = cv2.filter2D(x, -1, self.kernel(index), borderType=cv2.BORDER_REFLECT)
         rng = self.rng(index, stream=1)
-        x = self.from_linear(self.add_noise(x, rng))
+        if form.noisy:
+            x = self.add_noise(x, rng)
+        x = from_light(x, form)
         if self.jpeg_prob > 0 and rng.random() < self.jpeg_prob:
             x = jpeg_roundtrip(x, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
         return _to_dtype(x, image.dtype)
@@ -148,18 +240,21 @@ class MotionBlurSynthesizer:
 class ThermalBlurSynthesizer(MotionBlurSynthesizer):
     """Microbolometer motion smear: exponentially decaying weights along the path, linear counts, NETD + FPN."""
 
-    motion_probs: tuple[float, float, float] = (0.3, 0.4, 0.3)  # platform motion dominates on UAVs
-    linear_light: bool = False
+    motion_probs: tuple[float, ...] = (0.3, 0.4, 0.3, 0.0)  # platform motion dominates on UAVs
+    formation_probs: tuple[float, ...] = (0.0, 1.0, 0.0)  # thermal counts are linear: blur the stored values
     shot_noise: float = 0.0
     read_noise: float = 0.01  # temporal noise (NETD) std, full-scale units
     column_noise: float = 0.004  # max column fixed-pattern noise std
     time_constant: tuple[float, float] = (0.15, 0.6)  # thermal time constant as a fraction of the path duration
+    shutter_prob: float = 0.0  # share of pairs integrated like a shutter camera (cooled thermal cameras)
 
-    def weights(self, rng: np.random.Generator, samples: int) -> np.ndarray:
+    def exposure(self, rng: np.random.Generator, extra: np.random.Generator, samples: int) -> tuple[np.ndarray, bool]:
+        if self.shutter_prob > 0 and extra.random() < self.shutter_prob:
+            return np.full(samples, 1.0 / samples), True
         tau = rng.uniform(*self.time_constant)
         t = np.linspace(0.0, 1.0, samples)
         w = np.exp(-(1.0 - t) / tau)  # the newest position (t = 1) dominates, older ones fade
-        return w / w.sum()
+        return w / w.sum(), False
 
     def anchor(self, path: np.ndarray, weights: np.ndarray) -> complex:
         """The newest position: a microbolometer frame shows the scene at readout, trailed by its past."""
@@ -180,7 +275,29 @@ def synthesizer_for(domain: str, blur: dict, seed: int) -> MotionBlurSynthesizer
     return cls.from_dict(blur, seed)
 
 
-# -- helpers ------------------------------------------------------------------------------------------------------
+# -- formation ----------------------------------------------------------------------------------------------------
+def to_light(values: np.ndarray, form: Formation) -> np.ndarray:
+    """Stored values in [0, 1] -> the quantity that adds up during the exposure, by the formation's tone curve."""
+    if form.curve == "linear":
+        return srgb_to_linear(values)
+    return np.power(np.clip(values, 0.0, 1.0), form.gamma).astype(np.float32) if form.gamma != 1 else values
+
+
+def from_light(x: np.ndarray, form: Formation) -> np.ndarray:
+    """The inverse of :func:`to_light`, clipping to [0, 1] (a saturated sensor)."""
+    if form.curve == "linear":
+        return linear_to_srgb(x)
+    x = np.clip(x, 0.0, 1.0)
+    return np.power(x, 1.0 / form.gamma).astype(np.float32) if form.gamma != 1 else x
+
+
+def _highlights(values: np.ndarray) -> np.ndarray:
+    """Weight of each pixel as a saturated highlight: 0 below 90 % of full scale, rising to 1 at full scale."""
+    level = values.max(axis=2, keepdims=True) if values.ndim == 3 else values
+    return np.clip((level - 0.9) / 0.1, 0.0, 1.0).astype(np.float32)
+
+
+# -- trajectories -------------------------------------------------------------------------------------------------
 def _shake_path(rng: np.random.Generator, samples: int) -> np.ndarray:
     """Boracchi-Foi camera shake: inertial random walk with a centripetal pull, jitter and abrupt shakes."""
     anxiety = 0.1 * rng.random()
@@ -215,6 +332,36 @@ def _curved_path(rng: np.random.Generator, samples: int) -> np.ndarray:
     t = np.linspace(0.0, 1.0, samples)
     arc = (np.exp(1j * sweep * t) - 1) / (1j * sweep)  # unit-speed arc from 0
     return arc * np.exp(1j * rng.uniform(0, 2 * np.pi))
+
+
+def _walk_path(rng: np.random.Generator, samples: int) -> np.ndarray:
+    """Inertial random-walk shake: white-noise velocity smoothed over a random time scale (1-25 % of the
+    exposure, jerky to smooth), around a random drift (0-2x the noise: from trembling to a sweep with wobble),
+    with an acceleration along the drift in [-0.8, 0.8]."""
+    sigma = max(1.0, rng.uniform(0.01, 0.25) * samples)
+    taps = np.exp(-0.5 * (np.arange(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1) / sigma) ** 2)
+    noise = rng.standard_normal((2, samples + len(taps) - 1))
+    velocity = np.convolve(noise[0], taps, "valid") + 1j * np.convolve(noise[1], taps, "valid")
+    velocity /= np.abs(velocity).mean() + 1e-12
+    t = np.linspace(0.0, 1.0, samples)
+    drift = rng.uniform(0.0, 2.0) * np.exp(1j * rng.uniform(0, 2 * np.pi)) * (1 + rng.uniform(-0.8, 0.8) * (t - 0.5))
+    return np.concatenate([[0], np.cumsum(velocity + drift)[:-1]])
+
+
+def _accelerated(path: np.ndarray, accel: float) -> np.ndarray:
+    """The same path travelled with a speed that changes linearly over the exposure (``accel`` in (-2, 2))."""
+    t = np.linspace(0.0, 1.0, len(path))
+    s = (t + 0.5 * accel * t * t) / (1 + 0.5 * accel) * (len(path) - 1)
+    index = np.arange(len(path))
+    return np.interp(s, index, path.real) + 1j * np.interp(s, index, path.imag)
+
+
+def _exposed_stretch(path: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A contiguous 30-100 % of the path, starting anywhere: the shutter opens or closes during the motion."""
+    n = len(path)
+    keep = max(16, int(n * rng.uniform(0.3, 1.0)))
+    start = int(rng.integers(0, n - keep + 1))
+    return path[start : start + keep]
 
 
 def rasterize(path: np.ndarray, weights: np.ndarray, centre: complex) -> np.ndarray:

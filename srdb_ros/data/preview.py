@@ -1,7 +1,8 @@
-"""``srdb blur-preview``: a picture of sample kernels and blurred crops of the training/test blur."""
+"""``srdb blur-preview``: a picture of every blur family of a training config: kernels and blurred crops."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,38 +11,66 @@ import numpy as np
 from .blur import MotionBlurSynthesizer, ThermalBlurSynthesizer
 from .datasets import read_image
 
+# (column title, overrides of the configured synthesiser that force one family) per column
+EO_FAMILIES = (
+    ("shake, linear light", {"motion_probs": (1, 0, 0, 0), "formation_probs": (1, 0, 0)}),
+    ("straight, display gamma", {"motion_probs": (0, 1, 0, 0), "formation_probs": (0, 1, 0)}),
+    ("curved, tone curve", {"motion_probs": (0, 0, 1, 0), "formation_probs": (0, 0, 1)}),
+    ("random walk", {"motion_probs": (0, 0, 0, 1), "formation_probs": (1, 0, 0)}),
+    ("partial exposure", {"motion_probs": (1, 0, 0, 0), "partial_exposure_prob": 1.0}),
+    ("saturated highlights", {"motion_probs": (0, 1, 0, 0), "formation_probs": (1, 0, 0), "highlight_prob": 1.0}),
+    ("nearly sharp + noise", {"sharp_prob": 1.0, "noise_prob": 1.0, "shot_noise": 2e-3, "read_noise": 4e-3}),
+)
+IR_FAMILIES = (
+    ("smear, straight", {"motion_probs": (0, 1, 0, 0), "shutter_prob": 0.0}),
+    ("smear, curved", {"motion_probs": (0, 0, 1, 0), "shutter_prob": 0.0}),
+    ("smear, shake", {"motion_probs": (1, 0, 0, 0), "shutter_prob": 0.0}),
+    ("shutter, shake", {"motion_probs": (1, 0, 0, 0), "shutter_prob": 1.0}),
+    ("shutter, random walk", {"motion_probs": (0, 0, 0, 1), "shutter_prob": 1.0}),
+    ("smear, partial exposure", {"motion_probs": (0, 1, 0, 0), "shutter_prob": 0.0, "partial_exposure_prob": 1.0}),
+    ("nearly sharp", {"sharp_prob": 1.0}),
+)
 
-def blur_preview(eo_image: Path, ir_image: Path, out: Path, seed: int = 0, count: int = 6, crop: int = 256) -> Path:
-    """Rows: EO kernels, EO blurred crops, IR (thermal smear) kernels, IR blurred crops; one draw per column."""
+
+def blur_preview(
+    eo_image: Path, ir_image: Path, out: Path, eo_blur: dict, ir_blur: dict, seed: int = 0, crop: int = 256
+) -> Path:
+    """Rows: EO kernels, EO blurred crops, IR kernels, IR blurred crops; a column per family of the given
+    ``data.blur`` / ``data.ir_blur`` sections (kernels in one fixed frame, the sharp frame's point at its centre)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [
-        ("EO", MotionBlurSynthesizer(seed=seed), _centre(read_image(eo_image), crop)),
-        ("IR", ThermalBlurSynthesizer(seed=seed), _centre(read_image(ir_image), crop)),
+    groups = [
+        ("EO", MotionBlurSynthesizer.from_dict(eo_blur, seed), EO_FAMILIES, _centre(read_image(eo_image), crop)),
+        ("IR", ThermalBlurSynthesizer.from_dict(ir_blur, seed), IR_FAMILIES, _centre(read_image(ir_image), crop)),
     ]
-    fig, axes = plt.subplots(4, count, figsize=(2.2 * count, 9.2))
-    for r, (name, synth, image) in enumerate(rows):
-        for c in range(count):
-            index = c * 7 + 1
-            kind, length, _, _ = synth.draw(index)
+    count = max(len(EO_FAMILIES), len(IR_FAMILIES))
+    frame = max(g[1].max_kernel_size for g in groups)
+    fig, axes = plt.subplots(4, count, figsize=(2.2 * count, 9.4))
+    for r, (name, base, families, image) in enumerate(groups):
+        for c, (title, overrides) in enumerate(families):
+            synth = dataclasses.replace(base, **overrides)
+            index = 3 * c + 1
+            draw = synth.draw(index)
             kernel = synth.kernel(index)
-            canvas = np.zeros((synth.max_kernel_size, synth.max_kernel_size), np.float32)
-            o = (canvas.shape[0] - kernel.shape[0]) // 2
+            canvas = np.zeros((frame, frame), np.float32)
+            o = (frame - kernel.shape[0]) // 2
             canvas[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel / kernel.max()
             axes[2 * r, c].imshow(canvas, cmap="inferno", interpolation="nearest")
-            axes[2 * r, c].set_title(f"{name} {kind}, {length:.0f} px", fontsize=9)
+            axes[2 * r, c].set_title(f"{name} {title}\n{draw.length:.1f} px", fontsize=8)
             axes[2 * r + 1, c].imshow(synth.apply(image, index), cmap="gray" if name == "IR" else None)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        "Synthetic blur draws (kernel in a fixed 99 px frame, sharp frame's point at its centre; crops 256 px): camera "
-        "shake / linear / curved motion in linear light with sensor noise (EO, centroid at the centre);\n"
-        "exponentially decaying microbolometer smear (IR, newest position at the centre, trail behind it)",
-        fontsize=9,
+        f"Training blur families (kernels in a fixed {frame} px frame; crops {crop} px). EO: Boracchi-Foi shake, "
+        "accelerated straight and curved motion, smoothed random walk, partial exposure; linear light, display "
+        "gamma or a tone curve; saturated highlights; sharp pairs.\nIR: microbolometer smear (newest position at "
+        "the centre, trail behind it), shutter (cooled camera) shake, sharp pairs; every draw adds the configured "
+        "sensor noise unless it draws none",
+        fontsize=8,
     )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,12 +93,12 @@ class BlurPreviewOptions:
     seed: int = 0
 
 
-def blur_preview_command(opts: BlurPreviewOptions) -> int:
-    """``srdb blur-preview``."""
+def blur_preview_command(opts: BlurPreviewOptions, eo_blur: dict, ir_blur: dict) -> int:
+    """``srdb blur-preview`` for the blur sections of a training config."""
     from ..resources import share_dir
 
     samples = share_dir() / "samples"
     eo = Path(opts.eo) if opts.eo else samples / "eo" / "astronaut.png"
     ir = Path(opts.ir) if opts.ir else samples / "ir" / "hituav_0_60_40_0_01666.jpg"
-    print(blur_preview(eo, ir, Path(opts.out), opts.seed))
+    print(blur_preview(eo, ir, Path(opts.out), eo_blur, ir_blur, opts.seed))
     return 0

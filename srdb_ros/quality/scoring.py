@@ -113,6 +113,7 @@ def score(model, pairs: list[Pair], task: str, scale: int = SCALE) -> dict:
                 "model_ssim": m["ssim"],
                 "baseline_psnr": b["psnr"],
                 "baseline_ssim": b["ssim"],
+                "model_mean_shift": float((out.mean() - pair.target.mean()) * 255.0),  # grey levels of 255
             }
         )
     model.train(was_training)
@@ -190,7 +191,9 @@ def fig9_command(opts: Fig9Options) -> int:
 
 @dataclass(kw_only=True)
 class ScoreOptions(ScoringSelection):
-    task: str
+    task: str | None = None
+    suite: str | None = None
+    data_root: str = "../shared/data"
     pairs: str | None = None
     hr: str | None = None
     blur_lr: bool = False
@@ -201,6 +204,11 @@ def score_command(opts: ScoreOptions) -> int:
     from ..models import load_model_or_config
 
     model = load_model_or_config(opts.model, opts.random_init).eval()
+    if opts.suite:
+        from .suite import SuiteData, suite_command
+
+        data = SuiteData(Path(opts.data_root), opts.max_images or SuiteData.max_images, opts.crop or SuiteData.crop)
+        return suite_command(model, data, opts.json)
     synth = eval_synthesizer(opts.blur_model, opts.blur_seed, *opts.blur_length)
     if opts.task == "deblur":
         if opts.pairs and (Path(opts.pairs) / "blur").is_dir():

@@ -1,0 +1,272 @@
+"""``srdb score --suite deblur``: the deblurring robustness suite.
+
+Each row changes one formation choice at a time, on test frames only (never in a training split), and scores the
+model against the blurry input. The rows:
+
+- the project's test blur (``srdb score``'s: camera shake and platform motion, 15-45 px, with sensor noise) on
+  BSD68, blurred in linear light and in display gamma (plain averaging of the sRGB values, as GOPRO's frames
+  were made);
+- a second shake generator written for the suite alone (:func:`suite_shake_kernel`: a smooth spline through a
+  momentum random walk, drawn antialiased; nothing of the training synthesiser), 15-40 px, in display gamma and
+  in linear light;
+- the 8 real camera-shake kernels recorded by Levin et al. (CVPR 2009), each shifted to its centroid, on Sun-Hays
+  frames (the Sun et al. ICCP 2013 protocol), in linear light and in display gamma;
+- nearly sharp frames (0.5-2 px of the suite's shake, linear light, mild sensor noise: :data:`EO_SENSOR_NOISE`)
+  and sharp frames (the model's output scored against its own input: nothing to undo);
+- the real GOPRO blur/sharp pairs;
+- thermal (HIT-UAV test split): the microbolometer smear, shutter shake (a cooled camera), nearly sharp (with
+  :data:`IR_SENSOR_NOISE`).
+
+Test frames: BSD68 and the HIT-UAV val split (never trained on), Sun-Hays after its first 16 frames (those are the
+training runs' validation frames). The data root holds the layout of ``docs/blur.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data.blur import linear_to_srgb, srgb_to_linear
+from ..data.datasets import list_images, read_image
+from .scoring import Pair, center_crop, eval_synthesizer, score
+
+SUITE_SEED = 2024
+EO_SENSOR_NOISE = (2e-4, 5e-4)  # shot gain, read std in linear light: ~1.8 grey levels at mid grey
+IR_SENSOR_NOISE = (0.0, 4e-3)  # NETD-like temporal noise, ~1 grey level
+SUN_HAYS_VALIDATION_FRAMES = 16  # config/splits/eo_val.txt: the first 16 Sun-Hays frames select checkpoints
+
+
+@dataclass(frozen=True)
+class SuiteData:
+    """Where the suite's test frames are, and how many of each row to use."""
+
+    root: Path
+    max_images: int = 12
+    crop: int = 256
+
+    def frames(self, folder: str, skip: int = 0, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+        path = self.root / folder
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: test frames missing (the suite's data layout: docs/blur.md)")
+        files = list_images(path)[skip:][: (limit or self.max_images) or None]
+        if not files:
+            raise FileNotFoundError(f"{path}: no test frames (after skipping {skip}; layout: docs/blur.md)")
+        return [(f.name, center_crop(read_image(f), self.crop)) for f in files]
+
+
+@dataclass(frozen=True)
+class SuiteRow:
+    name: str
+    domain: str  # eo or ir
+    make_pairs: Callable[[SuiteData], list[Pair]]
+    identity: bool = False  # the input is the target (sharp frames): scored as the model's change to its input
+
+
+# -- the suite's own shake generator (independent of data/blur.py's synthesiser) --------------------------------
+def suite_shake_kernel(rng: np.random.Generator, length: float, supersample: int = 8) -> np.ndarray:
+    """A camera-shake kernel of the given path length: a momentum random walk of 6-10 control points, a
+    Catmull-Rom spline through them drawn antialiased on a supersampled canvas, area-downsampled, normalised and
+    shifted (sub-pixel) so its centroid is on the centre pixel."""
+    points = int(rng.integers(6, 11))
+    momentum = rng.uniform(0.3, 0.9)
+    step = np.zeros(2)
+    control = [np.zeros(2)]
+    for _ in range(points - 1):
+        step = momentum * step + (1 - momentum) * rng.standard_normal(2)
+        control.append(control[-1] + step + 0.2 * rng.standard_normal(2))
+    curve = _catmull_rom(np.asarray(control), 24)
+    arc = np.sum(np.hypot(*np.diff(curve, axis=0).T))
+    curve = (curve - curve.mean(axis=0)) * (length / max(arc, 1e-9))
+    half = math.ceil(np.abs(curve).max()) + 2
+    side = 2 * half + 1
+    canvas = np.zeros((side * supersample, side * supersample), np.float32)
+    pts = np.rint((curve + half + 0.5) * supersample * 16).astype(np.int32)  # 4 fractional bits
+    cv2.polylines(canvas, [pts.reshape(-1, 1, 2)], False, 1.0, thickness=1, lineType=cv2.LINE_AA, shift=4)
+    if canvas.sum() == 0:  # a path shorter than a supersampled pixel: a point
+        canvas[pts[0, 1] >> 4, pts[0, 0] >> 4] = 1.0
+    kernel = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA).astype(np.float64)
+    kernel /= kernel.sum()
+    return centroid_centred(kernel).astype(np.float32)
+
+
+def _catmull_rom(points: np.ndarray, per_segment: int) -> np.ndarray:
+    padded = np.vstack([2 * points[0] - points[1], points, 2 * points[-1] - points[-2]])
+    t = np.linspace(0.0, 1.0, per_segment, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(padded) - 2):
+        p0, p1, p2, p3 = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
+        out.append(
+            0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+        )
+    return np.vstack(out + [points[-1:]])
+
+
+def centroid_centred(kernel: np.ndarray) -> np.ndarray:
+    """The kernel shifted (bilinear, sub-pixel) so that its centroid is on the centre of an odd square canvas."""
+    h, w = kernel.shape
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = (kernel * yy).sum() / kernel.sum(), (kernel * xx).sum() / kernel.sum()
+    half = int(math.ceil(max(cy, h - 1 - cy, cx, w - 1 - cx))) + 1
+    side = 2 * half + 1
+    shift = np.float64([[1, 0, half - cx], [0, 1, half - cy]])
+    out = cv2.warpAffine(kernel, shift, (side, side), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return out / out.sum()
+
+
+def blur_with(
+    image: np.ndarray, kernel: np.ndarray, linear_light: bool, noise: tuple[float, float] = (0.0, 0.0), rng=None
+) -> np.ndarray:
+    """Blur an HxWx3 float image in [0, 1] in linear light or in its stored (display) values, then add
+    Poisson-Gaussian noise ``(shot gain, read std)`` where the light added up."""
+    x = srgb_to_linear(image) if linear_light else image
+    x = cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    shot, read = noise
+    if shot > 0 or read > 0:
+        std = np.sqrt(np.maximum(shot * x, 0) + read * read)
+        x = x + std * rng.standard_normal(x.shape).astype(np.float32)
+    return linear_to_srgb(x) if linear_light else np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def levin_kernels(root: Path) -> list[np.ndarray]:
+    """The 8 real camera-shake kernels of Levin et al. 2009, each shifted to its centroid (test only)."""
+    path = root / "kernels" / "levin09_kernels.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the Levin et al. kernels are missing (docs/blur.md)")
+    data = np.load(path)
+    return [centroid_centred(data[f"kernel_{i}"].astype(np.float64)).astype(np.float32) for i in range(1, 9)]
+
+
+# -- rows ----------------------------------------------------------------------------------------------------------
+def _synth_rows(d: SuiteData, folder: str, model: str, formation: tuple[float, float, float]) -> list[Pair]:
+    synth = dataclasses.replace(eval_synthesizer(model), formation_probs=formation)
+    return [Pair(name, synth.apply(img, i), img) for i, (name, img) in enumerate(d.frames(folder))]
+
+
+def _shake_rows(
+    d: SuiteData,
+    folder: str,
+    lengths: tuple[float, float],
+    linear_light: bool,
+    seed: int,
+    noise: tuple[float, float] = (0.0, 0.0),
+) -> list[Pair]:
+    pairs = []
+    for i, (name, img) in enumerate(d.frames(folder)):
+        rng = np.random.default_rng([SUITE_SEED, seed, i])
+        kernel = suite_shake_kernel(rng, float(rng.uniform(*lengths)))
+        pairs.append(Pair(name, blur_with(img, kernel, linear_light, noise, rng), img))
+    return pairs
+
+
+def _levin_rows(d: SuiteData, linear_light: bool) -> list[Pair]:
+    kernels = levin_kernels(d.root)
+    frames = d.frames("eo/sun_hays80", skip=SUN_HAYS_VALIDATION_FRAMES, limit=max(1, d.max_images // 3))
+    return [
+        Pair(f"{name}#k{k + 1}", blur_with(img, kernel, linear_light), img)
+        for name, img in frames
+        for k, kernel in enumerate(kernels)
+    ]
+
+
+def _gopro_pairs(d: SuiteData) -> list[Pair]:
+    folder = d.root / "deblur_real" / "GoPro_DeepDeblur_samples" / "images"
+    blurry = sorted(folder.glob("*_blur*.png"))
+    if not blurry:
+        raise FileNotFoundError(f"{folder}: the real GOPRO pairs (*_blur1.png, *_sharp1.png) are missing")
+    return [Pair(b.name, read_image(b), read_image(b.with_name(b.name.replace("_blur", "_sharp")))) for b in blurry]
+
+
+def _sharp(d: SuiteData) -> list[Pair]:
+    return [Pair(name, img, img) for name, img in d.frames("eo/bsd68")]
+
+
+ROWS: tuple[SuiteRow, ...] = (
+    SuiteRow("test blur, linear light (BSD68)", "eo", lambda d: _synth_rows(d, "eo/bsd68", "camera", (1, 0, 0))),
+    SuiteRow("test blur, display gamma (BSD68)", "eo", lambda d: _synth_rows(d, "eo/bsd68", "camera", (0, 1, 0))),
+    SuiteRow("suite shake 15-40 px, display gamma", "eo", lambda d: _shake_rows(d, "eo/bsd68", (15, 40), False, 1)),
+    SuiteRow("suite shake 15-40 px, linear light", "eo", lambda d: _shake_rows(d, "eo/bsd68", (15, 40), True, 1)),
+    SuiteRow("Levin kernels, linear light (Sun-Hays)", "eo", lambda d: _levin_rows(d, True)),
+    SuiteRow("Levin kernels, display gamma (Sun-Hays)", "eo", lambda d: _levin_rows(d, False)),
+    SuiteRow(
+        "nearly sharp 0.5-2 px, linear, noise",
+        "eo",
+        lambda d: _shake_rows(d, "eo/bsd68", (0.5, 2), True, 2, EO_SENSOR_NOISE),
+    ),
+    SuiteRow("sharp frames (output vs input)", "eo", _sharp, identity=True),
+    SuiteRow("real GOPRO pairs", "eo", _gopro_pairs),
+    SuiteRow("thermal smear 15-45 px (HIT-UAV)", "ir", lambda d: _synth_rows(d, "ir/hituav_val", "thermal", (0, 1, 0))),
+    SuiteRow("thermal shutter shake 15-40 px", "ir", lambda d: _shake_rows(d, "ir/hituav_val", (15, 40), False, 3)),
+    SuiteRow(
+        "thermal nearly sharp 0.5-2 px",
+        "ir",
+        lambda d: _shake_rows(d, "ir/hituav_val", (0.5, 2), False, 4, IR_SENSOR_NOISE),
+    ),
+)
+
+
+def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict:
+    """Every row's frame count, blurry and model PSNR/SSIM and gain; sharp rows add the model's PSNR against its
+    input and its mean level shift in grey levels; the summary holds the worst row and the averages."""
+    results = []
+    for row in rows:
+        result = score(model, row.make_pairs(data), "deblur")
+        entry = {
+            "row": row.name,
+            "domain": row.domain,
+            "frames": result["count"],
+            "model_psnr": result["model_psnr"],
+            "model_ssim": result["model_ssim"],
+            "mean_shift_grey": float(np.mean([r["model_mean_shift"] for r in result["images"]])),
+        }
+        if row.identity:
+            entry |= {"blurry_psnr": None, "blurry_ssim": None, "gain": None}
+        else:
+            entry |= {
+                "blurry_psnr": result["baseline_psnr"],
+                "blurry_ssim": result["baseline_ssim"],
+                "gain": result["model_psnr"] - result["baseline_psnr"],
+            }
+        results.append(entry)
+    gains = [r for r in results if r["gain"] is not None]
+    worst = min(gains, key=lambda r: r["gain"])
+    summary = {
+        "worst_row": worst["row"],
+        "worst_gain": worst["gain"],
+        "eo_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "eo"])),
+        "ir_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "ir"])),
+    }
+    return {"rows": results, "summary": summary}
+
+
+def format_suite(result: dict) -> str:
+    """The suite as a text table (PSNR in dB, RGB; gain = model - blurry)."""
+    lines = [
+        f"{'row':42s} {'frames':>6s} {'blurry PSNR/SSIM':>17s} {'model PSNR/SSIM':>16s} {'gain':>7s} {'shift':>6s}"
+    ]
+    for r in result["rows"]:
+        blurry = "identical" if r["blurry_psnr"] is None else f"{r['blurry_psnr']:.2f}/{r['blurry_ssim']:.3f}"
+        gain = "" if r["gain"] is None else f"{r['gain']:+.2f}"
+        lines.append(
+            f"{r['row']:42s} {r['frames']:6d} {blurry:>17s} {r['model_psnr']:10.2f}/{r['model_ssim']:.3f} "
+            f"{gain:>7s} {r['mean_shift_grey']:+6.2f}"
+        )
+    s = result["summary"]
+    lines.append(
+        f"worst row: {s['worst_row']} ({s['worst_gain']:+.2f} dB); mean gain EO {s['eo_mean_gain']:+.2f} dB, "
+        f"thermal {s['ir_mean_gain']:+.2f} dB; shift = mean output minus target level, grey levels of 255"
+    )
+    return "\n".join(lines)
+
+
+def suite_command(model, data: SuiteData, as_json: bool) -> int:
+    """Print the suite for ``model`` as a table or JSON."""
+    result = run_suite(model, data)
+    print(json.dumps(result, indent=2) if as_json else format_suite(result))
+    return 0

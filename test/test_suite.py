@@ -1,0 +1,120 @@
+"""The deblurring robustness suite (`srdb score --suite deblur`): its own shake generator, kernel centring, the
+rows' arithmetic, and the bundled student on sharp frames."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from srdb_ros.cli import main
+from srdb_ros.quality.suite import (
+    ROWS,
+    SUN_HAYS_VALIDATION_FRAMES,
+    SuiteData,
+    centroid_centred,
+    run_suite,
+    suite_shake_kernel,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def _centroid(k: np.ndarray) -> tuple[float, float]:
+    yy, xx = np.mgrid[: k.shape[0], : k.shape[1]]
+    return float((k * yy).sum() / k.sum()), float((k * xx).sum() / k.sum())
+
+
+def test_suite_shake_kernels_are_unit_centred_and_follow_the_length():
+    spreads = []
+    for length in (1.0, 10.0, 40.0):
+        k = suite_shake_kernel(np.random.default_rng(3), length)
+        assert k.sum() == pytest.approx(1.0, abs=1e-5) and (k >= 0).all()
+        c = k.shape[0] // 2
+        cy, cx = _centroid(k)
+        assert abs(cy - c) < 0.05 and abs(cx - c) < 0.05
+        yy, xx = np.mgrid[: k.shape[0], : k.shape[1]]
+        spreads.append(float(np.sqrt((k * ((yy - cy) ** 2 + (xx - cx) ** 2)).sum())))
+    assert spreads[0] < spreads[1] < spreads[2]
+    assert not np.array_equal(
+        suite_shake_kernel(np.random.default_rng(1), 20), suite_shake_kernel(np.random.default_rng(2), 20)
+    )
+
+
+def test_off_centre_kernels_are_shifted_to_their_centroid():
+    k = np.zeros((15, 15))
+    k[2, 3:9] = 1.0  # a stroke far off the centre, as the Levin kernels are stored
+    out = centroid_centred(k)
+    c = out.shape[0] // 2
+    cy, cx = _centroid(out)
+    assert out.sum() == pytest.approx(1.0) and abs(cy - c) < 1e-6 and abs(cx - c) < 1e-6
+
+
+class _Identity(torch.nn.Module):
+    """A 'model' that returns its input: every row's gain must be exactly 0, sharp frames exactly unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, task, **_):
+        return SimpleNamespace(deblur=[x])
+
+
+def _data_root(tmp_path: Path) -> Path:
+    """The suite's layout, filled with the package's own sample frames (stand-ins for the test sets)."""
+    root = tmp_path / "data"
+    (root / "eo/bsd68").mkdir(parents=True)
+    for f in sorted((SAMPLES / "eo").glob("*.png"))[:3]:
+        shutil.copy(f, root / "eo/bsd68" / f.name)
+    (root / "eo/sun_hays80").mkdir(parents=True)  # its first 16 frames are validation frames: the suite skips them
+    astronaut = cv2.imread(str(SAMPLES / "eo" / "astronaut.png"))
+    for i in range(SUN_HAYS_VALIDATION_FRAMES + 1):
+        cv2.imwrite(str(root / "eo/sun_hays80" / f"frame{i:02d}.png"), np.roll(astronaut, 7 * i, axis=1)[:96, :96])
+    (root / "ir/hituav_val").mkdir(parents=True)
+    for f in sorted((SAMPLES / "ir").glob("hituav_*.jpg"))[:2]:
+        shutil.copy(f, root / "ir/hituav_val" / f.name)
+    (root / "kernels").mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(
+        root / "kernels" / "levin09_kernels.npz", **{f"kernel_{i}": suite_shake_kernel(rng, 12) for i in range(1, 9)}
+    )
+    gopro = root / "deblur_real" / "GoPro_DeepDeblur_samples" / "images"
+    gopro.mkdir(parents=True)
+    sharp = cv2.imread(str(SAMPLES / "eo" / "coffee.png"))[:96, :128]
+    cv2.imwrite(str(gopro / "Coffee_sharp1.png"), sharp)
+    cv2.imwrite(str(gopro / "Coffee_blur1.png"), cv2.blur(sharp, (9, 1)))
+    return root
+
+
+def test_every_row_scores_the_model_against_the_blurry_input(tmp_path):
+    result = run_suite(_Identity(), SuiteData(_data_root(tmp_path), max_images=3, crop=64))
+    rows = {r["row"]: r for r in result["rows"]}
+    assert list(rows) == [row.name for row in ROWS]
+    for row in ROWS:
+        r = rows[row.name]
+        assert r["frames"] > 0
+        if row.identity:  # sharp frames: nothing to undo, the identity leaves them as they are
+            assert r["gain"] is None and r["model_psnr"] == float("inf") and abs(r["mean_shift_grey"]) < 1e-4
+        else:  # the identity's output is the blurry input: no gain, and every blur row is really blurred
+            assert r["gain"] == pytest.approx(0.0, abs=1e-9)
+            assert r["blurry_psnr"] < 60
+    assert rows["Levin kernels, linear light (Sun-Hays)"]["frames"] == 8  # 8 kernels on one frame
+    assert result["summary"]["worst_gain"] == min(r["gain"] for r in result["rows"] if r["gain"] is not None)
+    json.dumps(result)
+
+
+def test_suite_command_prints_json(tmp_path, capsys):
+    root = _data_root(tmp_path)
+    argv = ["score", "--suite", "deblur", "--random-init", "--data-root", str(root), "--max-images", "1"]
+    assert main([*argv, "--crop", "48", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["rows"]) == len(ROWS) and {"worst_row", "eo_mean_gain", "ir_mean_gain"} <= set(out["summary"])
+    assert main([*argv, "--data-root", str(tmp_path / "missing")]) != 0
