@@ -166,7 +166,7 @@ class BenchOptions:
     backend: str = "all"
     device: str = "auto"
     precision: str = "fp16"
-    size: str | None = None  # extra input size WxH
+    sizes: list[tuple[int, int]] | None = None  # input sizes (width, height); default: the paper's per task
     repeats: int = 0  # 0: 3 on CPU, 50 on CUDA
     warmup: int | None = None
     threads: int = 0
@@ -197,9 +197,7 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
     with tempfile.TemporaryDirectory() as tmp:
         backends = make_backends(names, device, model, opts.precision, Path(tmp))
         for task in tasks:
-            sizes = [PAPER_INPUT_SIZES[task]] + (
-                [tuple(int(v) for v in opts.size.lower().split("x"))] if opts.size else []
-            )
+            sizes = opts.sizes or [PAPER_INPUT_SIZES[task]]
             for size in sizes:
                 w, h = size
                 image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)

@@ -14,6 +14,15 @@ CAMERAS = ("eo", "ir")
 # the paper's operating points, (width, height) of the network input: deblur 1240x984, SR 310x246 -> 1240x984
 PAPER_INPUT_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}
 
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. ``640x512``) as ``(width, height)``; a clear error for anything else."""
+    parts = text.lower().strip().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"size {text!r}: expected WIDTHxHEIGHT with positive integers, e.g. 640x512")
+    return int(parts[0]), int(parts[1])
+
+
 INPUT_NAME = "image"  # ONNX / TensorRT input, 1x3xHxW float in [0, 1]
 # per single task: ONNX output name == Enhancer result field == the node's output camera name
 OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.contract import PAD_MULTIPLE, TASKS
+from ..core.contract import PAD_MULTIPLE, TASKS, parse_size
 from ..core.files import atomic_output
 from ..models import load_model_or_config
 from .onnx_export import TaskGraph, file_digest
@@ -155,7 +155,7 @@ class CompileOptions:
 
 def compile_command(opts: CompileOptions) -> int:
     """``srdb compile``."""
-    width, height = (int(v) for v in opts.size.lower().split("x"))
+    width, height = parse_size(opts.size)
     path, info = compile_package(opts.model, opts.task, height, width, opts.device, opts.precision, opts.output)
     print(f"wrote {path} ({info.task}, {width}x{height}, {info.device}, torch {info.torch_version}, {info.precision})")
     return 0
