@@ -25,7 +25,8 @@ setup(
     maintainer_email="srdb-ros@example.com",
     description="Integrated deblurring and x4 super-resolution for EO/IR cameras as a ROS 2 node",
     license="Apache-2.0",
-    extras_require={"test": ["pytest"]},  # colcon test runs pytest when it is declared here
+    # colcon test runs pytest when it is declared here; the rest are the suite's own needs (package.xml test_depend)
+    extras_require={"test": ["pytest", "jsonschema", "catkin_pkg", "ruff", "tensorboard"]},
     entry_points={
         "console_scripts": [
             "srdb = srdb_ros.cli:main",
