@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.srdb-installed
 
-.PHONY: env demo test bench gpu-data clean
+.PHONY: env demo test test-fast bench gpu-data clean
 
 GPU_SPLITS := eo_train ir_train_gpu eo_val ir_val
 DATA_ROOT ?= ../shared/data
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q test
+
+# No subprocess, no ROS graph, no training: under 2 minutes on 2 cores.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not (ros or slow or cuda or launch)" test
 
 bench: $(STAMP)
 	$(VENV)/bin/srdb bench

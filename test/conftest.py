@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,5 +34,22 @@ def student_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def python() -> str:
-    return sys.executable
+def capture_logger(caplog):
+    """``capture_logger(name)``: caplog attached to the logger a test reads, at INFO. Under ``colcon test``
+    launch_testing's pytest plugins import ``launch``, whose logger class stops every logger made afterwards from
+    propagating to the root logger that caplog listens on."""
+    attached = []
+
+    def attach(name: str, level: int = logging.INFO):
+        logger = logging.getLogger(name)
+        attached.append((logger, logger.propagate, logger.level))
+        logger.addHandler(caplog.handler)
+        logger.propagate = False  # recorded once, by the handler above, whether or not launch was imported
+        logger.setLevel(level)
+        return caplog
+
+    yield attach
+    for logger, propagate, level in attached:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = propagate
+        logger.setLevel(level)

@@ -86,6 +86,8 @@ def test_metrics_known_values():
 
 
 @pytest.mark.parametrize("transport", ["raw", "compressed"])
+@pytest.mark.ros
+@pytest.mark.slow
 def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights, transport):
     pytest.importorskip("rclpy", reason="the ROS 2 Python runtime is not installed")
     make_bag(
@@ -134,6 +136,8 @@ def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights, t
     assert "PSNR" in result.stdout and "report:" in result.stdout
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights):
     pytest.importorskip("rclpy", reason="the ROS 2 Python runtime is not installed")
     with BagWriter(tmp_path / "bag") as bag:
@@ -175,6 +179,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "srdb_ros.cli", *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_info_json():
     out = _cli("info", "--model", "student", "--json")
     assert out.returncode == 0, out.stderr
@@ -186,6 +191,7 @@ def test_info_json():
     assert "GFLOPs" in _cli("info", "--model", "teacher").stdout
 
 
+@pytest.mark.slow
 def test_score_json_for_both_tasks(student_weights):
     deblur = json.loads(
         _cli(
@@ -238,6 +244,7 @@ def test_score_json_for_both_tasks(student_weights):
     assert "blurry input PSNR" in text and "mean (1 images, RGB)" in text
 
 
+@pytest.mark.slow
 def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weights):
     from srdb_ros.models import load_span, save_span
     from srdb_ros.models.span import SPAN
@@ -263,6 +270,7 @@ def test_fig9_compares_integrated_standalone_and_bicubic(tmp_path, student_weigh
     assert set(result) == {"integrated", "standalone_span", "bicubic", "count"} and result["count"] == 2
 
 
+@pytest.mark.slow
 def test_model_commands_default_to_the_bundled_student_and_refuse_silent_random_weights():
     from srdb_ros.models import load_model
     from srdb_ros.resources import bundled_model
@@ -281,6 +289,7 @@ def test_model_commands_default_to_the_bundled_student_and_refuse_silent_random_
     json.loads(random.stdout)  # the warning goes to stderr: stdout stays pure JSON
 
 
+@pytest.mark.slow
 def test_bench_json_is_pure_json():
     out = _cli("bench", "--device", "cpu", "--task", "sr", "--repeats", "1", "--warmup", "0", "--no-quality", "--json")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -25,6 +25,7 @@ def test_atomic_output_never_writes_through_a_planted_name(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.txt", "x.onnx", "x.onnx.tmp"]
 
 
+@pytest.mark.slow
 def test_srdb_export_leaves_a_planted_symlink_alone(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep")
@@ -65,6 +66,7 @@ def test_weight_metadata_is_validated_before_any_allocation(tmp_path, config):
         load_model(path)
 
 
+@pytest.mark.slow
 def test_a_damaged_onnx_cache_entry_is_detected_and_exported_again(tmp_path, student_weights):
     import onnxruntime as ort
 
@@ -83,6 +85,7 @@ def test_a_damaged_onnx_cache_entry_is_detected_and_exported_again(tmp_path, stu
     assert path.read_bytes() == good
 
 
+@pytest.mark.slow
 def test_concurrent_first_starts_share_an_empty_cache(tmp_path, student_weights):
     """Four processes exporting into one empty cache at once all succeed and leave one valid entry."""
     code = (
@@ -105,6 +108,7 @@ def test_concurrent_first_starts_share_an_empty_cache(tmp_path, student_weights)
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".onnx", ".sha256"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_measured_peak_memory_stays_within_the_documented_table():
     from srdb_ros.inference.memory import PEAK_BYTES_PER_PIXEL, max_pixels_for, measure
 

@@ -103,6 +103,7 @@ def test_padding_and_tiling_match_whole_frame_for_a_local_operator():
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tiled_enhancer_is_close_to_whole_frame(student_weights):
     backend = TorchBackend(student_weights, "cpu")
     img = (np.random.default_rng(3).random((48, 64, 3)) * 255).astype(np.uint8)
@@ -126,6 +127,7 @@ def _export(tmp_path, weights, task):
 
 
 @pytest.mark.parametrize("task", ["deblur", "sr", "both"])
+@pytest.mark.slow
 def test_export_cli_onnx_parity(tmp_path, student_weights, task):
     import onnx
     import onnxruntime as ort
@@ -143,6 +145,7 @@ def test_export_cli_onnx_parity(tmp_path, student_weights, task):
     assert [o.shape for o in outs] == expected
 
 
+@pytest.mark.slow
 def test_fp16_export_runs_in_onnxruntime(tmp_path, student_weights):
     out = tmp_path / "fp16.onnx"
     result = subprocess.run(
@@ -170,6 +173,7 @@ def test_fp16_export_runs_in_onnxruntime(tmp_path, student_weights):
     assert np.abs(backend.infer("deblur", x)["deblur"] - ref).max() < 2e-2
 
 
+@pytest.mark.slow
 def test_backends_agree(tmp_path, student_weights):
     torch_b = TorchBackend(student_weights, "cpu")
     ort_b = OnnxRuntimeBackend(ModelFiles(weights=str(student_weights)), "cpu")
@@ -197,11 +201,11 @@ def test_enhancer_batches_equal_shapes_and_keeps_dtypes(student_weights, on_devi
         enhancer.enhance_batch([Frame(eo, "sr"), Frame(eo, "deblur")])
 
 
-def test_auto_backend_falls_back_and_says_why(student_weights, caplog):
-    caplog.set_level("INFO")
+def test_auto_backend_falls_back_and_says_why(student_weights, capture_logger):
+    srdb_log = capture_logger("srdb_ros.inference.backends")
     backend = create_backend("auto", ModelFiles(weights=str(student_weights)), device="cpu")
     assert backend.name in ("onnxruntime", "torch")
-    assert "backend auto ->" in caplog.text and "tensorrt" in caplog.text
+    assert "backend auto ->" in srdb_log.text and "tensorrt" in srdb_log.text
 
 
 def test_missing_and_corrupt_files_give_one_line_errors(tmp_path):
@@ -231,6 +235,7 @@ def test_cuda_requests_fail_clearly_without_a_gpu(student_weights):
         TorchBackend(student_weights, "cuda")
 
 
+@pytest.mark.cuda
 def test_tensorrt_backend(tmp_path, student_weights):
     trt = pytest.importorskip(
         "tensorrt", reason="TensorRT is not installable on this machine (needs NVIDIA TensorRT 10)"
@@ -249,6 +254,7 @@ def test_tensorrt_backend(tmp_path, student_weights):
     assert info["tensorrt_version"] == trt.__version__
 
 
+@pytest.mark.cuda
 def test_cuda_fast_path_matches_eager_fp32(student_weights):
     import torch
 
@@ -300,6 +306,7 @@ def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
         tensorrt_build.EngineInfo.load(tmp_path / "other.engine")
 
 
+@pytest.mark.slow
 def test_bench_json_has_ratio_column(tmp_path):
     out = subprocess.run(
         [
@@ -313,7 +320,7 @@ def test_bench_json_has_ratio_column(tmp_path):
             "torch",
             "--device",
             "cpu",
-            "--size",
+            "--sizes",
             "64x48",
             "--repeats",
             "1",
@@ -335,7 +342,7 @@ def test_bench_json_has_ratio_column(tmp_path):
     assert {d["task"] for d in drift} == {"deblur", "sr"}
     assert all(d["psnr_diff_db_max_abs"] < 0.05 for d in drift)  # the device path vs the fp32 NumPy path
     ours = [r for r in records if r["backend"] != "reference"]
-    assert {r["size"] for r in records} == {"310x246", "64x48"}
+    assert {r["size"] for r in records} == {"64x48"}  # exactly the sizes asked for
     assert {r["mode"] for r in ours} == {"model", "model_unfused_aff", "end_to_end", "end_to_end_numpy", "ros"}
     assert {r["mode"] for r in records if r["backend"] == "reference"} == {"model", "end_to_end"}
     for r in ours:
@@ -363,6 +370,7 @@ def test_force_engine_update_reaches_tensorrt_under_auto(monkeypatch, student_we
     assert calls == [True, True]
 
 
+@pytest.mark.slow
 def test_srdb_enhance_writes_results_and_side_by_side_panels(tmp_path, student_weights):
     import cv2
 
@@ -503,6 +511,7 @@ def test_frame_pipeline_refuses_float_frames(student_weights):
 
 
 @pytest.mark.parametrize("dtype, order, shape", [FRAME_FORMATS[0], FRAME_FORMATS[3]])
+@pytest.mark.cuda
 def test_captured_frame_graph_matches_eager_device_path(student_weights, dtype, order, shape):
     """Issue 17: on CUDA, the captured whole-frame graph gives the eager device path's images, frame after
     frame (the graph's input buffer is refilled each time), and the Enhancer uses it for integer frames."""
@@ -526,10 +535,12 @@ def test_captured_frame_graph_matches_eager_device_path(student_weights, dtype, 
     assert not captured._pipelines
 
 
-def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_match(tmp_path, student_weights, caplog):
+@pytest.mark.slow
+def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_match(
+    tmp_path, student_weights, capture_logger
+):
     """Issue 17: `srdb compile` makes an AOTInductor package with a description; the torch backend loads it in
     well under a second, gives the eager outputs for the compiled size, and skips a package that does not match."""
-    import logging
     import time
 
     import torch
@@ -568,15 +579,14 @@ def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_matc
     sidecar = CompiledInfo.sidecar(package)
     described = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps(dict(described, torch_version="1.0.0")))
-    with caplog.at_level(logging.WARNING):
-        stale = TorchBackend(str(weights), "cpu", packages=(str(package),))
-    assert not stale._compiled and "compiled with torch 1.0.0" in caplog.text
+    srdb_log = capture_logger("srdb_ros.inference.backends")
+    stale = TorchBackend(str(weights), "cpu", packages=(str(package),))
+    assert not stale._compiled and "compiled with torch 1.0.0" in srdb_log.text
     sidecar.write_text(json.dumps(described))
     package.write_bytes(package.read_bytes()[:-10] + b"0123456789")
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        damaged = TorchBackend(str(weights), "cpu", packages=(str(package),))
-    assert not damaged._compiled and "damaged or replaced" in caplog.text
+    srdb_log.clear()
+    damaged = TorchBackend(str(weights), "cpu", packages=(str(package),))
+    assert not damaged._compiled and "damaged or replaced" in srdb_log.text
 
 
 def test_bench_times_the_eo_ir_pair_as_two_frames(monkeypatch):

@@ -85,6 +85,7 @@ def test_model_deploy_conversion_output_equal():
 
 @pytest.mark.parametrize("size", [(246, 310), (17, 23), (5, 7), (64, 64)])
 @pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.slow
 def test_every_task_any_size(size, channels):
     model = build_model("student").eval()
     x = torch.rand(1, channels, *size)
@@ -108,6 +109,7 @@ def test_multi_scale_outputs_have_pyramid_sizes():
     assert [tuple(d.shape[-2:]) for d in out.deblur] == [(9, 11), (18, 22), (36, 44)]
 
 
+@pytest.mark.slow
 def test_mono_rule_replicates_and_averages():
     model = build_model("student").eval()
     x = torch.rand(1, 1, 20, 24)
@@ -287,6 +289,7 @@ def test_fused_feature_fusion_equals_the_reference_forward():
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_aff_fusion_saves_flops_against_the_reference_count():
     """MIMO-UNet-16 at 1240x984 is 595 GFLOP as the reference computes it (DESIGN.md); the fused AFFs do less."""
     from srdb_ros.models.summary import gflops

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+pytestmark = pytest.mark.ros  # every test here talks to a node process or reads its files
 
 from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 
@@ -232,6 +233,7 @@ def test_node_logs_every_n_frames(node_process, probe):
     assert "frames out" in Path(node_process[1]).read_text()
 
 
+@pytest.mark.slow
 def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
     proc = start_node(
         ros_args=["-p", "backend:=torch", "-p", f"weights_path:={tmp_path / 'gone.safetensors'}"],
@@ -254,6 +256,7 @@ def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
         (["-p", "device:=cuda", "-p", "backend:=torch"], "no CUDA GPU"),
     ],
 )
+@pytest.mark.slow
 def test_invalid_start_values_end_the_node_with_one_line_and_exit_2(tmp_path, args, says):
     import torch
 
@@ -312,6 +315,7 @@ def test_launch_arguments_override_the_params_file_only_when_given():
     assert "parameter_overrides(" in source and '"eo.task": LaunchConfiguration' not in source
 
 
+@pytest.mark.launch
 def test_launch_description_keeps_a_params_file_value(tmp_path):
     pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS needed)")
     import importlib.util
@@ -334,6 +338,8 @@ def test_launch_description_keeps_a_params_file_value(tmp_path):
     assert all(not isinstance(p, dict) or "eo.task" not in p for p in node._Node__parameters)
 
 
+@pytest.mark.slow
+@pytest.mark.launch
 def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
     pytest.importorskip(
         "launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS install needed)"

@@ -111,6 +111,7 @@ def test_every_row_scores_the_model_against_the_blurry_input(tmp_path):
     json.dumps(result)
 
 
+@pytest.mark.slow
 def test_suite_command_prints_json(tmp_path, capsys):
     root = _data_root(tmp_path)
     argv = ["score", "--suite", "deblur", "--random-init", "--data-root", str(root), "--max-images", "1"]

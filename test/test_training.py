@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -95,6 +97,7 @@ def _domain_accuracy(encoder, source, target, channels: int, steps: int = 200) -
     return acc
 
 
+@pytest.mark.slow
 def test_dann_moves_domain_accuracy_toward_chance_on_a_toy_shift():
     """Target = source shifted along one input channel; a 2-channel encoder trained only against the domain
     classifier (through the GRL) turns away from that channel, so the domains become harder to tell apart."""
@@ -118,6 +121,7 @@ def test_dann_moves_domain_accuracy_toward_chance_on_a_toy_shift():
     assert shift_weight < 0.5 * encoder.weight[:, 1:].abs().mean()
 
 
+@pytest.mark.slow
 def test_distillation_lowers_the_students_distance_to_the_teacher():
     torch.manual_seed(0)
     teacher, student = build_model("student"), build_model("student")
@@ -146,6 +150,7 @@ def _srdb(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "srdb_ros.cli", *args], capture_output=True, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
     out = tmp_path / "run"
     result = _srdb(
@@ -167,14 +172,17 @@ def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
         record = schedule["stages"][stage]
         assert record["hardware"]["device"] == "cpu" and record["step_ms"] > 0, stage
         assert 0 <= record["budget_s"] <= 60, stage
-        # a stage ends at its steps or its share of what is left of the minute (at most one step over)
-        assert record["seconds"] <= record["budget_s"] + record["step_ms"] / 1000 + 2.0, stage
+        # a stage ends at its steps or once its share of what is left of the minute has passed (the unit test
+        # below checks the 'at most one step over' with per-step rows; wall-clock bounds fail on a loaded machine)
+        assert record["stopped_by"] == "steps" or record["seconds"] >= record["budget_s"] - 0.1, stage
     for stage in ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export"):
         assert (out / stage / "done.json").is_file(), stage
         assert stage in result.stdout  # the per-stage table
-    assert (out / "metrics.csv").read_text().count("\n") >= 3  # logged rows (fewer when the budget cuts stages)
+    logged = {row["stage"] for row in csv.DictReader((out / "metrics.csv").open())}
+    assert set(training) <= logged  # every stage logs at least where it stopped, however few steps it made
     assert "eo_deblur_psnr" in (out / "validation.csv").read_text()
-    assert list((out / "tb").glob("events.*"))
+    if importlib.util.find_spec("tensorboard") is not None:  # optional: training warns and goes on without it
+        assert list((out / "tb").glob("events.*"))
     from srdb_ros.inference import Enhancer, ModelFiles, OnnxRuntimeBackend, TorchBackend
 
     weights = out / "export" / "srdb_student.safetensors"
@@ -199,6 +207,7 @@ def _tiny_config(tmp_path: Path, steps: int, every: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
     config = _tiny_config(tmp_path, steps=16, every=2)
     stages = "init,phase1"
@@ -252,6 +261,7 @@ def test_kill_9_and_resume_gives_the_same_weights(tmp_path):
     assert refused.returncode != 0 and "--resume" in refused.stderr
 
 
+@pytest.mark.slow
 def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp_path):
     from srdb_ros.models import save_model
     from srdb_ros.training.loop import cosine_lr
@@ -263,15 +273,16 @@ def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp
     config.write_text(yaml.safe_dump(cfg))
     start = build_model("student")
     save_model(start, tmp_path / "start.safetensors")
-    started = time.monotonic()
     summary = run(
         TrainOptions(config, tmp_path / "run", ["init", "phase1"], teacher_init=str(tmp_path / "start.safetensors"))
     )
     record = summary["phase1"]
-    assert time.monotonic() - started < 30 + 3 * record["step_ms"] / 1e3
-    # the guarantee: the stage stops at its 3 s share, at most one step (however slow the machine) over
-    one_step = record["step_ms"] / 1e3
-    assert record["stopped_by"] == "time" and record["steps"] >= 1 and 2.5 < record["seconds"] <= 3.0 + one_step + 0.5
+    # the guarantee, however slow the machine: the stage runs until its 3 s share has passed and then stops, at
+    # most one step over (every step but the last started before the budget; the config logs every step)
+    assert record["stopped_by"] == "time" and record["steps"] >= 1 and record["seconds"] >= 3.0
+    rows = [row for row in csv.DictReader((tmp_path / "run" / "metrics.csv").open()) if row["stage"] == "phase1"]
+    assert [int(row["step"]) for row in rows] == list(range(1, record["steps"] + 1))
+    assert all(float(row["seconds"]) < 3.0 for row in rows[:-1])
     ckpt = torch.load(tmp_path / "run" / "phase1" / "last.pt", weights_only=True)
     assert ckpt["step"] == record["steps"] and ckpt["elapsed"] >= 3.0  # the checkpoint holds the stopping point
     init = load_file(str(tmp_path / "run" / "init" / "teacher.safetensors"))
@@ -281,6 +292,7 @@ def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp
     assert cosine_lr(1.0, 0.5, 0.0) == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_schedule_keeps_stages_of_earlier_invocations(tmp_path):
     from srdb_ros.training.run import TrainOptions, run
 
@@ -292,6 +304,7 @@ def test_schedule_keeps_stages_of_earlier_invocations(tmp_path):
     assert schedule["stages"]["phase1"]["steps"] == 2
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_run(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:

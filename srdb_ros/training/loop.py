@@ -197,6 +197,25 @@ def train_stage(
     total = steps if has_steps and budget is None else None
     bar = tqdm(total=total, initial=start, desc=stage, disable=not ctx.is_main, dynamic_ncols=True)
     first_step_at = None
+    logged = start
+
+    def log_row(loss: torch.Tensor, logs: dict) -> None:
+        """One metrics.csv (and TensorBoard) row for the step just done."""
+        row = {
+            "stage": stage,
+            "step": done,
+            "loss": float(loss.detach()),
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(elapsed(), 2),
+            **logs,
+        }
+        append_csv(ctx.run_dir / "metrics.csv", row)
+        if ctx.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, float):
+                    ctx.writer.add_scalar(f"{stage}/{key}", value, done)
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+
     for step, batch in zip(range(start, steps), loader):
         if _stop_everywhere(ctx, budget is not None and step > start and elapsed() >= budget):  # >= 1 step
             break
@@ -213,22 +232,12 @@ def train_stage(
         if first_step_at is None:
             first_step_at = (done, elapsed())
         if ctx.is_main and (done % log_every == 0 or done == steps):
-            row = {
-                "stage": stage,
-                "step": done,
-                "loss": float(loss.detach()),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(elapsed(), 2),
-                **logs,
-            }
-            append_csv(ctx.run_dir / "metrics.csv", row)
-            if ctx.writer is not None:
-                for key, value in row.items():
-                    if isinstance(value, float):
-                        ctx.writer.add_scalar(f"{stage}/{key}", value, done)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            log_row(loss, logs)
+            logged = done
         if done % every == 0:
             save()
+    if ctx.is_main and done > logged:  # a stage cut by its time budget logs where it stopped
+        log_row(loss, logs)
     save()
     bar.close()
     if ctx.world > 1:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 from ros_probe import RosProbe, start_test_node, stop_process  # noqa: E402
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 from srdb_ros.ros.launcher import start_node  # noqa: E402
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_soak_reports_rows_that_account_for_every_frame(student_weights, tmp_path):
