@@ -18,6 +18,16 @@ def _options(cls, args):
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
+def _frame_sizes(text: str) -> list[tuple[int, int]]:
+    """argparse type of ``--sizes``: comma-separated WxH."""
+    from .core.contract import parse_size
+
+    try:
+        return [parse_size(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # -- handlers: each imports its command's code only when that command runs ------------------------------------------
 def _run_enhance(args) -> int:
     from .inference.files import EnhanceOptions, enhance_command
@@ -47,6 +57,12 @@ def _run_node(args) -> int:
     from .ros.launcher import run_node
 
     return run_node(args.params_file, args.ros_args, args.localhost)
+
+
+def _run_data_check(args) -> int:
+    from .data.layout import data_check_command
+
+    return data_check_command(args.root)
 
 
 def _run_score(args) -> int:
@@ -353,7 +369,7 @@ def _bench(sub) -> None:
         "bench",
         help="latency/FPS per backend and task, with the ratio to the reference code",
         description="Time each backend per task at the paper's resolutions (1240x984 deblur, "
-        "310x246 -> x4 SR) and at --size: model-only and end-to-end (with pre/post-"
+        "310x246 -> x4 SR), or at exactly the --sizes given: model-only and end-to-end (with pre/post-"
         "processing), median and p95. The official MIMO-UNet/SPAN forward (eager fp32) "
         "runs in the same process; ratio = its median / ours.",
     )
@@ -362,7 +378,13 @@ def _bench(sub) -> None:
     p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt", "all"), default="all")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp16", help="CUDA precision (torch)")
-    p.add_argument("--size", default=None, help="extra input size WxH, e.g. 640x512")
+    p.add_argument(
+        "--sizes",
+        type=_frame_sizes,
+        default=None,
+        metavar="WxH[,WxH...]",
+        help="measure exactly these input sizes, e.g. 640x512,320x256 (default: the paper's size per task)",
+    )
     p.add_argument("--repeats", type=int, default=0, help="timed runs per case (default 3 on CPU, 50 on CUDA)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 1 on CPU, 10 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's default)")
@@ -460,6 +482,23 @@ def _demo(sub) -> None:
     p.set_defaults(handler=_run_demo)
 
 
+def _data(sub) -> None:
+    p = sub.add_parser(
+        "data",
+        help="check a data root against the training splits and test sets",
+        description="Data sets for training and testing (docs/data.md says where to get each and how to lay them out).",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="verify a data root's layout and say what is missing",
+        description="Count, for every split in config/splits and every test set, the files found under ROOT; "
+        "print what is missing and exit 1 if anything is.",
+    )
+    check.add_argument("root", metavar="ROOT", help="the data root (what data.root / --data-root point at)")
+    check.set_defaults(handler=_run_data_check)
+
+
 def _blur_preview(sub) -> None:
     p = sub.add_parser(
         "blur-preview",
@@ -550,6 +589,7 @@ COMMANDS = (
     _evaluate,
     _demo,
     _blur_preview,
+    _data,
     _enhance,
     _soak,
     _compile,

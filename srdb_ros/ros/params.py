@@ -1,6 +1,6 @@
 """Every parameter of the enhance node, declared once (``PARAMS``) with its descriptor and validation rule.
 
-``config/enhance.yaml`` (the defaults), ``config/enhance.schema.json`` (the schema) and the README's parameter
+``config/enhance.yaml`` (the defaults), ``config/enhance.schema.json`` (the schema) and ``docs/node.md``'s parameter
 table are generated from this table (``python -m srdb_ros.ros.params --write``); a test checks that they
 are up to date.
 """
@@ -131,7 +131,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         "max_pixels",
         0,
         "Frames with more pixels are rejected (logged, counted); 0 = the most each camera's task fits in "
-        "memory_budget_mb (measured peak bytes per pixel, README)",
+        "memory_budget_mb (measured peak bytes per pixel, docs/node.md)",
         False,
         None,
         0,
@@ -375,7 +375,7 @@ def params_yaml() -> str:
 
 
 def markdown_table() -> str:
-    """The README's parameter table."""
+    """The parameter table of ``docs/node.md``."""
     rows = ["| parameter | default | meaning |", "|---|---|---|"]
     for spec in PARAMS:
         choices = f" (one of {', '.join(f'`{c}`' for c in spec.choices)})" if spec.choices else ""
@@ -389,17 +389,17 @@ TABLE_BEGIN, TABLE_END = "<!-- parameters: begin (generated) -->", "<!-- paramet
 
 
 def generated_files(root) -> dict:
-    """{path: content} of every file generated from ``PARAMS`` (the README with its table replaced)."""
+    """{path: content} of every file generated from ``PARAMS`` (``docs/node.md`` with its table replaced)."""
     import json
     from pathlib import Path
 
     root = Path(root)
-    readme = (root / "README.md").read_text()
-    start, end = readme.index(TABLE_BEGIN) + len(TABLE_BEGIN), readme.index(TABLE_END)
+    node_doc = (root / "docs" / "node.md").read_text()
+    start, end = node_doc.index(TABLE_BEGIN) + len(TABLE_BEGIN), node_doc.index(TABLE_END)
     return {
         root / "config" / "enhance.yaml": params_yaml(),
         root / "config" / "enhance.schema.json": json.dumps(json_schema(), indent=2) + "\n",
-        root / "README.md": readme[:start] + "\n" + markdown_table() + readme[end:],
+        root / "docs" / "node.md": node_doc[:start] + "\n" + markdown_table() + node_doc[end:],
     }
 
 
@@ -432,7 +432,9 @@ if __name__ == "__main__":
     from pathlib import Path
 
     parser = argparse.ArgumentParser(description="Regenerate (or --check) the files made from the PARAMS table.")
-    parser.add_argument("--write", action="store_true", help="write config/enhance.yaml, the schema and README table")
+    parser.add_argument(
+        "--write", action="store_true", help="write config/enhance.yaml, the schema and docs/node.md's table"
+    )
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2]), help="the source checkout")
     options = parser.parse_args()
     stale = [path for path, text in generated_files(options.root).items() if path.read_text() != text]
