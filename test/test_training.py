@@ -121,6 +121,23 @@ def test_dann_moves_domain_accuracy_toward_chance_on_a_toy_shift():
     assert shift_weight < 0.5 * encoder.weight[:, 1:].abs().mean()
 
 
+def test_a_zero_domain_weight_is_a_plain_ground_truth_fine_tune(monkeypatch):
+    from srdb_ros.training.objectives import DANNObjective
+
+    torch.manual_seed(0)
+    model = build_model("student")
+    batch = {
+        "deblur": (torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)),
+        "sr": (torch.rand(1, 3, 8, 8), torch.rand(1, 3, 32, 32)),
+        "target": torch.rand(1, 3, 32, 32),
+    }
+    encoded, encode = [], model.encode
+    monkeypatch.setattr(model, "encode", lambda x, *a, **k: encoded.append(x) or encode(x, *a, **k))
+    loss, logs = DANNObjective(model, domain_weight=0.0)(batch)
+    assert set(logs) == {"loss_deblur", "loss_sr"} and loss.item() == pytest.approx(sum(logs.values()), rel=1e-5)
+    assert len(encoded) == 2  # the two labelled inputs; the unlabelled target is never encoded
+
+
 @pytest.mark.slow
 def test_distillation_lowers_the_students_distance_to_the_teacher():
     torch.manual_seed(0)

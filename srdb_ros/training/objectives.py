@@ -98,10 +98,12 @@ class DANNObjective(nn.Module):
         ).clamp(0, 1)
         out_d = self.model(blurred, "deblur", multi_scale=True, return_features=True)
         out_s = self.model(lr, "sr", return_features=True)
-        tgt_d = self.model.encode(target, "deblur")
-        tgt_s = self.model.encode(target_lr, "sr")
         loss_d = deblur_loss(out_d.deblur, sharp)
         loss_s = sr_loss(out_s.sr, hr)
+        if self.domain_weight == 0:  # a plain ground-truth fine-tune of both tasks: no domain term to compute
+            return loss_d + loss_s, {"loss_deblur": _scalar(loss_d), "loss_sr": _scalar(loss_s)}
+        tgt_d = self.model.encode(target, "deblur")
+        tgt_s = self.model.encode(target_lr, "sr")
         dom_d, acc_d = domain_loss(
             self.classifiers["deblur"](out_d.features.bottleneck), self.classifiers["deblur"](tgt_d.bottleneck)
         )
