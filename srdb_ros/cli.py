@@ -525,7 +525,10 @@ def _enhance(sub) -> None:
         help="run the model on image files and write the results (optionally side by side)",
         description="Deblur and/or x4 super-resolve image files or folders (8/16-bit, grey or colour, any size) "
         "with the bundled student or --model, and write <name>_deblurred.png / <name>_super_resolved.png "
-        "into --out (with --side-by-side, also the input next to each result).",
+        "into --out, keeping the inputs' folder layout (with --side-by-side, also the input next to each result). "
+        "The output folder must be separate from the inputs; existing results are kept unless --overwrite. "
+        "Frames over the memory limit (the node's rule: what the task fits in half the free memory) or that "
+        "cannot be read are reported and skipped; the exit code is then 1.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
@@ -535,6 +538,14 @@ def _enhance(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--side-by-side", action="store_true", help="also write input | output panels")
     p.add_argument("--max-side", type=int, default=0, help="downscale inputs to this longer side first (0 = keep)")
+    p.add_argument(
+        "--max-pixels", type=int, default=0, help="skip larger inputs (0 = what the task fits in the memory budget)"
+    )
+    p.add_argument(
+        "--memory-budget-mb", type=float, default=0.0, help="memory one frame may take (0 = half of what is free)"
+    )
+    p.add_argument("--tile", type=int, default=0, help="run larger inputs in overlapping tiles of this side (0 = off)")
+    p.add_argument("--overwrite", action="store_true", help="replace results that already exist in --out")
     p.set_defaults(handler=_run_enhance)
 
 

@@ -107,6 +107,9 @@ def crop_array(y: np.ndarray, size: tuple[int, int], scale: int = 1) -> np.ndarr
     return y[..., : size[0] * scale, : size[1] * scale]
 
 
+MIN_TILE_STEP = 32  # tile - 2 * overlap: smaller steps make tiling degenerate (thousands of tiles)
+
+
 def run_tiled(
     fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tile: int, overlap: int, scale: int, multiple: int
 ) -> np.ndarray:

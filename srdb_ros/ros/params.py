@@ -14,7 +14,7 @@ from typing import Any
 from ..core.contract import TASKS, TRANSPORTS
 from ..core.image_codec import ENCODINGS
 from ..inference.backends import BACKENDS, PRECISIONS
-from ..inference.processing import AGC_MODES
+from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_QOS = ("sensor_data", "reliable")
@@ -191,7 +191,6 @@ PARAMS: tuple[ParamSpec, ...] = (
 )
 
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
-MIN_TILE_STEP = 32  # tile_size - 2 * tile_overlap: smaller steps make tiling degenerate (thousands of tiles)
 ROS_OWN = ("use_sim_time", "start_type_description_service")  # declared by rclpy itself
 ROS_OWN_PREFIXES = ("qos_overrides.",)
 

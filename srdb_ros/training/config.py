@@ -260,6 +260,8 @@ def load_config(path: str | Path, data_root: str | Path | None = None) -> TrainC
     cfg = TrainConfig.from_dict(read_config_dict(path))
     base = share_dir()
     data = cfg.data
+    if data_root and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"--data-root {data_root}: no such folder")
     root = str(data_root or data.root or "")
     if root:
         data.root = root = resolve_path(root, base)

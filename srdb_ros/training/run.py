@@ -21,7 +21,7 @@ import yaml
 from ..models import load_model
 from .config import STAGES, TEACHER_STAGES, load_config
 from .loop import Context, hardware
-from .stages import STAGE_FUNCS, validate
+from .stages import STAGE_FUNCS, preflight, validate
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +67,14 @@ def run(opts: TrainOptions) -> dict:
     if opts.student_init:
         cfg.stages["distill"].student_init = str(opts.student_init)
     time_budget, resume, stages = opts.time_budget, opts.resume, opts.stages
+    wanted = stages or cfg.enabled_stages()
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
+    if time_budget is not None and time_budget <= 0:
+        raise ValueError("--time-budget must be a positive number of minutes")
+    order = [s for s in STAGES if s in wanted]
+    preflight(cfg, order)  # every path of every stage, before a run folder exists
     rank, world, device = _setup_distributed()
     run_dir = Path(opts.output or Path("runs") / cfg.name)
     if rank == 0:
@@ -87,15 +95,8 @@ def run(opts: TrainOptions) -> dict:
             LOG.warning("tensorboard is not installed; no TensorBoard logs")
     ctx = Context(cfg, run_dir, device, rank, world, writer)
     if time_budget is not None:
-        if time_budget <= 0:
-            raise ValueError("--time-budget must be a positive number of minutes")
         ctx.deadline = time.monotonic() + 60.0 * time_budget
         ctx.reserve = 60.0 * time_budget * cfg.time_reserve
-    wanted = stages or cfg.enabled_stages()
-    unknown = [s for s in wanted if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
-    order = [s for s in STAGES if s in wanted]
     summary = {}
     for i, stage in enumerate(order):
         ctx.pending = tuple(s for s in order[i:] if not (ctx.stage_dir(s) / "done.json").is_file())

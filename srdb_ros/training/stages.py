@@ -19,13 +19,21 @@ import copy
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from ..core.contract import SCALE
 from ..data.blur import synthesizer_for
-from ..data.datasets import GoProDataset, MixtureDataset, SRDataset, SyntheticBlurDataset, UnlabeledDataset
+from ..data.datasets import (
+    GoProDataset,
+    MixtureDataset,
+    SRDataset,
+    SyntheticBlurDataset,
+    UnlabeledDataset,
+    list_images,
+)
 from ..models import (
     SRDeblurNet,
     build_model,
@@ -103,6 +111,57 @@ def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
 
 def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
     return UnlabeledDataset(ctx.cfg.data.ir_train, crop, seed)
+
+
+# which data each stage reads (beyond what its data shares add)
+STAGE_DATA = {
+    "phase1": ("deblur",),
+    "phase2": ("sr",),
+    "dann": ("deblur", "sr", "target"),
+    "distill": ("deblur", "sr"),
+    "student_dann": ("deblur", "sr", "target"),
+    "span_baseline": ("sr",),
+}
+
+
+def preflight(cfg, stages: list[str]) -> None:
+    """Check every data path and weight file the given stages will read, before anything trains or a run folder
+    is made, so a missing folder fails in seconds rather than hours into a run."""
+    data = cfg.data
+    needs = {need for stage in stages for need in STAGE_DATA.get(stage, ())}
+    keys = set()
+    if "deblur" in needs:
+        keys |= {"gopro_root"} if data.gopro_root else {"eo_train"}
+        keys |= {"ir_train"} if data.ir_deblur_share > 0 else set()
+    if "sr" in needs:
+        keys |= {"sr_train"} if data.sr_train else {"eo_train"}
+        keys |= {"sr_lr_train"} if data.sr_lr_train else set()
+        keys |= {"ir_train"} if data.ir_sr_share > 0 else set()
+    if "target" in needs:
+        keys.add("ir_train")
+    if cfg.validation.enabled and any(s not in ("export", "span_baseline") for s in stages):
+        keys |= {key for key in ("eo_val", "ir_val") if getattr(data, key)}
+    for key in sorted(keys):
+        value = getattr(data, key)
+        if not value:
+            raise ValueError(f"stages {', '.join(stages)} need data.{key}, which the config leaves empty")
+        try:
+            if key == "gopro_root":
+                GoProDataset(value, data.gopro_split)
+            elif key == "sr_lr_train":
+                if not Path(value).is_dir():
+                    raise FileNotFoundError(f"{value}: folder not found")
+            elif not list_images(value):
+                raise ValueError(f"no images in {value}")
+        except (FileNotFoundError, ValueError) as exc:
+            raise FileNotFoundError(f"data.{key}: {exc}") from None
+    files = {"init": ("mimo_unet", "span", "teacher_init"), "distill": ("teacher_init", "student_init")}
+    for stage, names in files.items():
+        if stage in stages or (stage == "distill" and {"distill", "student_dann"} & set(stages)):
+            for name in names:
+                path = getattr(cfg.stages[stage], name)
+                if path and not Path(path).is_file():
+                    raise FileNotFoundError(f"stages.{stage}.{name}: {path} not found")
 
 
 # -- stages ------------------------------------------------------------------------------------------------------
