@@ -127,6 +127,10 @@ class BagContents:
     @classmethod
     def load(cls, path: str | Path) -> BagContents:
         path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such bag folder")
+        if not (path / "metadata.yaml").is_file():
+            raise FileNotFoundError(f"{path / 'metadata.yaml'}: not found (a rosbag2 folder holds it beside its data)")
         with Reader(path) as reader:
             topics = {c.topic: c.msgtype for c in reader.connections}
             qos = {c.topic: _offered_qos(c) for c in reader.connections}
@@ -145,8 +149,25 @@ class BagContents:
             frames[(kind, camera_of(msg.topic), header_ns(decoded.header))] = (image.array, image.color_order)
         return cls(path, messages, topics, qos, frames)
 
+    def input_type_errors(self) -> list[str]:
+        """Input topics whose type is not what the node subscribes there (it would never receive them)."""
+        errors = []
+        for topic, msgtype in sorted(self.topics.items()):
+            expected = expected_input_type(topic)
+            if expected and msgtype != expected:
+                errors.append(f"{topic} has {msgtype}, the node subscribes {expected}")
+        return errors
+
     def select(self, topics: list[str]) -> list[BagMessage]:
         return [m for m in self.messages if m.topic in topics]
+
+
+def expected_input_type(topic: str) -> str | None:
+    """The message type the node subscribes on an input topic of a bag (None: not an input topic)."""
+    for suffix, msgtype in (("/image_raw", IMAGE), ("/image_raw/compressed", COMPRESSED_IMAGE)):
+        if topic.endswith(suffix):
+            return msgtype
+    return CAMERA_INFO if topic.endswith("/camera_info") else None
 
 
 def bag_qos(path: str | Path) -> dict[str, Qos]:

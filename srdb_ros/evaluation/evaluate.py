@@ -67,9 +67,9 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
         raise ValueError(f"{opts.bag}: no <cam>/image_raw or <cam>/image_raw/compressed topic to replay")
     transports = [f"{camera_of(t)}.transport:=compressed" for t in images if t.endswith("/compressed")]
     proc = None
-    opts.out.mkdir(parents=True, exist_ok=True)
     context = rclpy.Context()  # its own, so that a caller's rclpy state never matters
-    rclpy.init(context=context)
+    # no rclpy signal handlers: Ctrl-C raises KeyboardInterrupt in every wait, and the finally below cleans up
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("srdb_evaluate", context=context)
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
@@ -252,9 +252,20 @@ def _pct(values, q):
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
+def prepare_output(out: Path) -> None:
+    """Make ``--out``, refusing one that holds anything (a report must not mix two runs)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} already holds files: choose a new folder or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def evaluate(opts: EvalOptions) -> dict:
 
     bag = BagContents.load(opts.bag)  # read and decoded once, for replay, scoring and the report
+    errors = bag.input_type_errors()
+    if errors:
+        raise ValueError(f"{opts.bag}: {'; '.join(errors)}")
+    prepare_output(opts.out)  # checked before the node starts or the replay begins
     published, records, info = run_replay(opts, bag)
     write_recording(records, opts.out / "recorded")
     rows, summary, outputs = score_outputs(bag, published, records, info["mode"])

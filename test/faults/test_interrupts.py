@@ -1,0 +1,66 @@
+"""Interrupting `srdb evaluate` (Ctrl-C or SIGTERM, as `timeout` sends) stops the node process it started, writes
+no report that could be read as the node's failure, and exits non-zero."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
+
+from srdb_ros.evaluation.bags import make_bag  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, sig):
+    make_bag(ROOT / "samples" / "eo", ROOT / "samples" / "ir", tmp_path / "bag", fps=5, max_frames=3)
+    out = tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(tmp_path / "bag"), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    while time.monotonic() < deadline and not children and proc.poll() is None:
+        time.sleep(0.5)
+        children = _children(proc.pid)
+    assert children, "evaluate never started its node"
+    time.sleep(2.0)  # the node is starting or answering frames
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 128 + sig, err
+    assert "interrupted" in err
+    assert not any(_alive(pid) for pid in children), "the node process outlived evaluate"
+    assert not (out / "report.md").exists() and not (out / "metrics.json").exists()
+    assert (out / "node.log").is_file()  # what the node said is kept for the user
