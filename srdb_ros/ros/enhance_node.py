@@ -11,6 +11,8 @@ inputs. A camera's frames are converted and inferred only while its outputs have
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
 import threading
@@ -44,6 +46,7 @@ from .diagnostics import CameraStats, camera_status, clip_text
 from .logging_bridge import route_library_logging
 from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
 
+WORKER_JOIN_S = 10.0  # how long stopping waits for the frame in flight before abandoning it
 LOG_THROTTLE_S = 2.0
 LOG_KINDS = 64
 AGC_PARAMS = ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
@@ -67,6 +70,7 @@ class EnhanceNode(LifecycleNode):
         self._active_since = 0.0
         self._start_error: Exception | None = None
         self._worker: threading.Thread | None = None
+        self._abandoned: list[threading.Thread] = []  # workers still inside the backend when they were stopped
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -169,8 +173,15 @@ class EnhanceNode(LifecycleNode):
         self._stop.set()
         self._wake.set()
         if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
+            self._worker.join(timeout=WORKER_JOIN_S)
+            if self._worker.is_alive():
+                self._abandoned.append(self._worker)
         self._worker = None
+
+    def stop_processing(self) -> bool:
+        """Stop the inference thread at process exit; False if a frame is still inside the backend (abandoned)."""
+        self._stop_worker()
+        return not any(worker.is_alive() for worker in self._abandoned)
 
     # -- topics -------------------------------------------------------------------------------------
     def _out_qos(self) -> QoSProfile:
@@ -455,22 +466,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rclpy.init(args=argv)
     node = None
+    code = 0
     try:
         node = EnhanceNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (BackendError, WeightFileError, OSError, ValueError, RuntimeError) as exc:
-        if node is None and not rclpy.ok():  # a signal shut the context down while the node was starting
-            return 0
-        print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        if node is not None or rclpy.ok():  # else a signal shut the context down while the node was starting
+            print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
+            code = 2
     finally:
+        finished = node is None or node.stop_processing()
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+        if not finished:
+            # the inference thread is still inside PyTorch / ONNX Runtime with the frame in flight: finalising the
+            # interpreter under it aborts the process ("terminate called without an active exception"), so the
+            # frame is abandoned and the process ends here, its output flushed
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -32,3 +32,48 @@ def test_signal_during_start_up_exits_0_without_traceback(tmp_path, sig, delay, 
     text = log.read_text()
     assert code == 0, (delay, sig, code, text[-2000:])
     assert "Traceback" not in text and "context is invalid" not in text, text[-2000:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_slow_inference_exits_0_without_abort(tmp_path, sig, student_weights):
+    """A large frame keeps the inference thread inside PyTorch for many seconds on CPU; a signal then must still
+    end the node with exit 0 (the frame finished or abandoned), not with an abort at interpreter exit."""
+    import numpy as np
+    from ros_probe import RosProbe
+
+    from srdb_ros.ros.conversions import array_to_image_msg
+
+    log = tmp_path / "node.log"
+    proc = start_node(
+        ros_args=["-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={student_weights}"],
+        log_path=log,
+    )
+    probe = RosProbe("srdb_signal_probe")
+    try:
+        assert probe.wait_for_node(90), log.read_text()[-2000:]
+        frame = np.random.default_rng(0).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
+        msg = array_to_image_msg(frame, "bgr8")
+
+        def received() -> int:
+            counts = [
+                int(value.value)
+                for diag in probe.messages("/diagnostics")
+                for status in diag.status
+                if status.name.endswith(": eo")
+                for value in status.values
+                if value.key == "frames received"
+            ]
+            return max(counts, default=0)
+
+        assert probe.wait_for(lambda: received() > 0, 60, republish=lambda: probe.pubs["eo"].publish(msg), period=2)
+        time.sleep(2.0)  # the frame is inside the network now (it takes far longer than this on CPU)
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+    finally:
+        probe.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert code == 0, (sig, code, text[-2000:])
+    assert "terminate called" not in text and "Traceback" not in text, text[-2000:]
