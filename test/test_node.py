@@ -513,6 +513,19 @@ def test_cameras_are_enabled_and_disabled_at_runtime(probe):
     _wait_output(probe, "ir/super_resolved/image_raw", 900, lambda: probe.pubs["ir"].publish(frame))
 
 
+def test_setting_a_camera_parameter_to_its_value_leaves_its_topics_alone(probe, node_process):
+    log = node_process[1]
+    reopened = log.read_text().count("ir: enabled")
+    for name, value in (("ir.enabled", True), ("ir.transport", "raw")):
+        assert probe.set_parameter(name, value).successful
+    time.sleep(1.0)
+    assert log.read_text().count("ir: enabled") == reopened  # no close-and-reopen of the camera's topics
+    assert probe.set_parameter("ir.transport", "compressed").successful  # a real change still reopens them
+    assert probe.wait_for(lambda: log.read_text().count("ir: enabled") == reopened + 1, timeout=10)
+    assert probe.set_parameter("ir.transport", "raw").successful
+    assert probe.wait_for(lambda: probe.pubs["ir"].get_subscription_count() > 0, timeout=10)
+
+
 def test_library_logging_reaches_the_ros_logger(node_process):
     log = Path(node_process[1]).read_text()
     assert "[enhance_node]: precision fp16 is not used on CPU" in log  # logged by inference.backends

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,8 @@ def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     when the block succeeds, removed when it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path.parent, f".{path.name}.")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -27,3 +30,36 @@ def atomic_output(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def staging_dir(output: Path) -> Path:
+    """A fresh hidden folder beside ``output`` to build it in (renamed over it when complete); leftovers of
+    earlier runs that were killed are removed first."""
+    remove_stale(output.parent, f".{output.name}.")
+    return Path(tempfile.mkdtemp(prefix=f".{output.name}.{os.getpid()}.", dir=output.parent))
+
+
+def remove_stale(directory: Path, prefix: str) -> list[Path]:
+    """Remove ``{prefix}{pid}.*`` temporary files and folders whose process no longer runs (it was killed
+    before it could clean up); those of running processes are left alone."""
+    removed = []
+    for leftover in map(Path, glob.glob(os.path.join(glob.escape(str(directory)), glob.escape(prefix) + "*"))):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

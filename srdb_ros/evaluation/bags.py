@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..core.contract import SCALE, TRANSPORTS, camera_of, input_topic
+from ..core.files import staging_dir
 from ..core.image_codec import decode_compressed, decode_image, encode_image
 from ..core.imaging import bicubic_resize
 from ..core.stamps import header_ns, ns_to_stamp
@@ -281,7 +281,7 @@ def make_bag(
         raise ValueError(f"no images found in {' or '.join(str(d) for d in (eo_dir, ir_dir) if d)}")
     period = int(1e9 / fps)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))  # renamed when complete
+    staging = staging_dir(output)  # renamed when complete; killed runs' leftovers are removed
     try:
         _write_bag(
             staging / "bag",

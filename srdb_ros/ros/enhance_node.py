@@ -71,6 +71,7 @@ class EnhanceNode(LifecycleNode):
         self._start_error: Exception | None = None
         self._worker: threading.Thread | None = None
         self._abandoned: list[threading.Thread] = []  # workers still inside the backend when they were stopped
+        self._changing: set[str] = set()  # parameters an accepted set changes the value of (for the post-set hook)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -266,10 +267,14 @@ class EnhanceNode(LifecycleNode):
         reason = validate(changes, self._p)
         if reason:
             self.get_logger().warning(f"rejected parameter change: {reason}")
+        else:  # what really changes value (setting a parameter to its current value changes nothing)
+            self._changing = {
+                name for name, value in changes.items() if not self.has_parameter(name) or value != self._p(name)
+            }
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _after_set_parameters(self, params) -> None:
-        changed = {p.name for p in params}
+        changed, self._changing = self._changing & {p.name for p in params}, set()
         if self.enhancer is not None:
             if changed & set(AGC_PARAMS):
                 self.enhancer.agc = self._agc()
