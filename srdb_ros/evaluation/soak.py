@@ -104,7 +104,9 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     print_row(f"node log: {log}")
     node_args = ["-p", "log_every_n:=0", "-p", "input_qos:=reliable", *opts.ros_args]
     context = rclpy.Context()  # its own: the caller may have rclpy initialised already
-    rclpy.init(context=context, domain_id=domain)
+    # no rclpy signal handlers: Ctrl-C and SIGTERM (srdb main) raise where the soak is, and the finally below stops
+    # the node process
+    rclpy.init(context=context, domain_id=domain, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("srdb_soak", context=context)
     tally = Tally()
     outputs = {"eo": output_topic("eo", "deblur"), "ir": output_topic("ir", "sr")}
