@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,21 @@ def test_safetensors_round_trip_rebuilds_the_model(tmp_path):
         assert torch.equal(model(x, "both").sr, loaded(x, "both").sr)
     deploy_path = save_model(build_model("student").to_deploy(), tmp_path / "d.safetensors")
     assert load_model(deploy_path).config.deploy
+
+
+def test_half_precision_files_are_half_the_size_and_load_as_fp32(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("student").eval()
+    full = save_model(model, tmp_path / "fp32.safetensors")
+    half = save_model(model, tmp_path / "fp16.safetensors", half=True)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_model(half).eval()
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        a, b = model(x, "deblur").deblur[-1], loaded(x, "deblur").deblur[-1]
+    mse = float(((a - b) ** 2).mean())
+    assert 10 * math.log10(1.0 / max(mse, 1e-20)) > 60  # fp16 rounding of the weights: far below visible
 
 
 def test_weight_file_errors_name_the_file(tmp_path):

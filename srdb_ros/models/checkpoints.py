@@ -27,13 +27,18 @@ class WeightFileError(RuntimeError):
     """A weight file is missing, corrupt or does not match the model."""
 
 
-def save_model(model: SRDeblurNet, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Save weights as safetensors with the model config in the metadata (written atomically)."""
+def save_model(
+    model: SRDeblurNet, path: str | Path, extra_metadata: dict[str, str] | None = None, half: bool = False
+) -> Path:
+    """Save weights as safetensors with the model config in the metadata (written atomically); ``half`` stores
+    floating-point tensors as fp16 (half the file; loading casts them back to the model's fp32)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(model.config.to_dict())}
     metadata.update(extra_metadata or {})
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     return _atomic_save_file(tensors, path, metadata)
 
 
