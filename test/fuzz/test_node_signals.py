@@ -51,7 +51,7 @@ def test_signal_during_a_slow_inference_exits_0_without_abort(tmp_path, sig, stu
     probe = RosProbe("srdb_signal_probe")
     try:
         assert probe.wait_for_node(90), log.read_text()[-2000:]
-        frame = np.random.default_rng(0).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
+        frame = np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
         msg = array_to_image_msg(frame, "bgr8")
 
         def received() -> int:
@@ -65,7 +65,7 @@ def test_signal_during_a_slow_inference_exits_0_without_abort(tmp_path, sig, stu
             ]
             return max(counts, default=0)
 
-        assert probe.wait_for(lambda: received() > 0, 60, republish=lambda: probe.pubs["eo"].publish(msg), period=2)
+        assert probe.wait_for(lambda: received() > 0, 90, republish=lambda: probe.pubs["eo"].publish(msg), period=2)
         time.sleep(2.0)  # the frame is inside the network now (it takes far longer than this on CPU)
         proc.send_signal(sig)
         code = proc.wait(timeout=60)
