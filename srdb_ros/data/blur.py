@@ -54,6 +54,8 @@ import numpy as np
 
 MOTIONS = ("shake", "linear", "curved", "walk")
 FORMATIONS = ("linear", "display", "tone")
+# sensor noise as cameras deliver it (docs/blur.md: up to ~3 grey levels at mid grey), for demo and training configs
+CAMERA_NOISE = {"shot_noise": 1e-3, "read_noise": 2e-3}
 _FORMATION_STREAM = 2  # the random stream of every choice beyond the evaluation blur's (see the module docstring)
 
 
