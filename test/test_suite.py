@@ -119,3 +119,30 @@ def test_suite_command_prints_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["rows"]) == len(ROWS) and {"worst_row", "eo_mean_gain", "ir_mean_gain"} <= set(out["summary"])
     assert main([*argv, "--data-root", str(tmp_path / "missing")]) != 0
+
+
+SHARP_PSNR_DB = 45.0  # the bundled student against its own sharp input
+SHARP_DARKENING_GREY = 0.3  # mean level it may lower a sharp frame by, grey levels of 255
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="target not reached yet: the bundled student gives 27-33 dB and darkens sharp frames by 0.7-4 grey "
+    "levels (docs/blur.md; a candidate fine-tuned on the randomised blur reached 33-39 dB); strict, so a student "
+    "that meets it turns this into a failure until the mark is removed",
+)
+def test_the_bundled_student_leaves_sharp_frames_alone():
+    """Sharp frames (the package's own free sample photos, centre 256 px) come back nearly unchanged: a robot's
+    camera is sharp most of the time, and a deblurring model that softens or darkens it does harm."""
+    from srdb_ros.data.datasets import read_image
+    from srdb_ros.models import load_model
+    from srdb_ros.quality.metrics import psnr
+    from srdb_ros.quality.scoring import center_crop, run_model
+    from srdb_ros.resources import bundled_model
+
+    model = load_model(bundled_model()).eval()
+    for path in sorted((SAMPLES / "eo").glob("*.png")):
+        frame = center_crop(read_image(path), 256)
+        out = run_model(model, frame, "deblur")
+        assert psnr(out, frame) >= SHARP_PSNR_DB, path.name
+        assert (out.mean() - frame.mean()) * 255 >= -SHARP_DARKENING_GREY, path.name
