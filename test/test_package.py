@@ -249,6 +249,7 @@ IMPORT_KEYS = {
     "yaml": "python3-yaml",
     "tqdm": "python3-tqdm",
     "matplotlib": "python3-matplotlib",
+    "PIL": "python3-pil",
     "onnxruntime": "python3-onnxruntime-pip",
     "rosbags": "python3-rosbags-pip",
     "rosbags.image": None,  # the rosbags-image distribution (the `rosbags.image` namespace package)

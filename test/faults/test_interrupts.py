@@ -56,7 +56,7 @@ def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, si
         time.sleep(0.5)
         children = _children(proc.pid)
     assert children, "evaluate never started its node"
-    time.sleep(2.0)  # the node is starting or answering frames
+    time.sleep(0.5)  # evaluate is waiting for the node to start (that takes seconds): interrupt it there
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 128 + sig, err

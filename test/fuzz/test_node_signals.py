@@ -39,18 +39,25 @@ def test_signal_during_a_slow_inference_exits_0_without_abort(tmp_path, sig, stu
     """A large frame keeps the inference thread inside PyTorch for many seconds on CPU; a signal then must still
     end the node with exit 0 (the frame finished or abandoned), not with an abort at interpreter exit."""
     import numpy as np
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from ros_probe import RosProbe
+    from sensor_msgs.msg import Image
 
+    RELIABLE = ReliabilityPolicy.RELIABLE
     from srdb_ros.ros.conversions import array_to_image_msg
 
     log = tmp_path / "node.log"
     proc = start_node(
-        ros_args=["-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={student_weights}"],
+        ros_args=[
+            *("-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={student_weights}"),
+            *("-p", "input_qos:=reliable"),  # a 6 MB frame is not always delivered best-effort under load
+        ],
         log_path=log,
     )
     probe = RosProbe("srdb_signal_probe")
+    reliable = probe.node.create_publisher(Image, "eo/image_raw", QoSProfile(depth=1, reliability=RELIABLE))
     try:
-        assert probe.wait_for_node(90), log.read_text()[-2000:]
+        assert probe.wait_for(lambda: reliable.get_subscription_count() > 0, 90), log.read_text()[-2000:]
         frame = np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
         msg = array_to_image_msg(frame, "bgr8")
 
@@ -65,7 +72,7 @@ def test_signal_during_a_slow_inference_exits_0_without_abort(tmp_path, sig, stu
             ]
             return max(counts, default=0)
 
-        assert probe.wait_for(lambda: received() > 0, 90, republish=lambda: probe.pubs["eo"].publish(msg), period=2)
+        assert probe.wait_for(lambda: received() > 0, 90, republish=lambda: reliable.publish(msg), period=2)
         time.sleep(2.0)  # the frame is inside the network now (it takes far longer than this on CPU)
         proc.send_signal(sig)
         code = proc.wait(timeout=60)
