@@ -49,6 +49,8 @@ def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, si
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a test run started in the background (`make test &`) passes SIGINT on as ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     children: list[int] = []
