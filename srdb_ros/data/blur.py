@@ -186,7 +186,8 @@ class MotionBlurSynthesizer:
         seg = np.abs(np.diff(path)).sum()
         path = path * (length / max(seg, 1e-9))
         weights, shutter = self.exposure(rng, extra, samples)
-        centre = self.anchor(path, weights) if not shutter else complex(np.sum(path * weights) / weights.sum())
+        # a shutter's sharp frame is at mid-exposure (the centroid), whatever this synthesiser's own anchor is
+        centre = MotionBlurSynthesizer.anchor(self, path, weights) if shutter else self.anchor(path, weights)
         return BlurDraw(kind, length, path, weights, centre)
 
     def exposure(self, rng: np.random.Generator, extra: np.random.Generator, samples: int) -> tuple[np.ndarray, bool]:

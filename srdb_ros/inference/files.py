@@ -177,11 +177,11 @@ def enhance_command(opts: EnhanceOptions) -> int:
             failed += 1
             continue
         result = enhancer.enhance(image, opts.task, "bgr")
-        for name, path in job.outputs.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write(path, getattr(result, name))
+        for name, path in job.outputs.items():  # atomic_output makes the result's folder
+            output = getattr(result, name)
+            _write(path, output)
             if name in job.panels:
-                _write(job.panels[name], side_by_side(image, getattr(result, name), ("input", name.replace("_", " "))))
+                _write(job.panels[name], side_by_side(image, output, ("input", name.replace("_", " "))))
         timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
         print(f"{job.source} -> {', '.join(map(str, job.outputs.values()))} ({timings})")
     if failed:

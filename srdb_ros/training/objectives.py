@@ -92,16 +92,16 @@ class DANNObjective(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         blurred, sharp = batch["deblur"]
         lr, hr = batch["sr"]
-        target = batch["target"]
-        target_lr = F.interpolate(
-            target, scale_factor=1 / self.model.upscale, mode="bicubic", antialias=True, align_corners=False
-        ).clamp(0, 1)
         out_d = self.model(blurred, "deblur", multi_scale=True, return_features=True)
         out_s = self.model(lr, "sr", return_features=True)
         loss_d = deblur_loss(out_d.deblur, sharp)
         loss_s = sr_loss(out_s.sr, hr)
         if self.domain_weight == 0:  # a plain ground-truth fine-tune of both tasks: no domain term to compute
             return loss_d + loss_s, {"loss_deblur": _scalar(loss_d), "loss_sr": _scalar(loss_s)}
+        target = batch["target"]
+        target_lr = F.interpolate(
+            target, scale_factor=1 / self.model.upscale, mode="bicubic", antialias=True, align_corners=False
+        ).clamp(0, 1)
         tgt_d = self.model.encode(target, "deblur")
         tgt_s = self.model.encode(target_lr, "sr")
         dom_d, acc_d = domain_loss(
