@@ -156,7 +156,7 @@ def test_randomised_family_draws_every_motion_formation_and_sharp_pairs():
     assert {f.curve for f in forms} == set(FORMATIONS)
     assert all(1.2 <= f.gamma <= 2.2 for f in forms if f.curve == "tone")
     assert 0.1 < np.mean([f.highlight_gain > 1 for f in forms]) < 0.2
-    assert 0.6 < np.mean([f.noisy for f in forms]) < 0.8
+    assert 0.6 < np.mean([f.noise_scale > 0 for f in forms]) < 0.8
     for d in draws[:80]:  # partial exposures and accelerated arcs keep the drawn length and a unit kernel
         assert np.abs(np.diff(d.path)).sum() == pytest.approx(d.length, rel=1e-6, abs=1e-9)
         k = rasterize(d.path, d.weights, d.centre)
@@ -177,6 +177,21 @@ def test_options_draw_from_their_own_stream_so_the_evaluation_blur_keeps_its_dra
             if partial.formation(i).curve == "linear":
                 np.testing.assert_array_equal(plain.apply(img, i), partial.apply(img, i))
     assert same > 5
+
+
+def test_noise_strength_spreads_from_quiet_to_strong_and_leaves_the_evaluation_draws_alone():
+    img = np.full((64, 64), 0.5, np.float32)
+    base = {"min_length": 1.0, "max_length": 1.0, "read_noise": 0.01, "shot_noise": 0.0}
+    plain = MotionBlurSynthesizer(seed=3, **base)
+    spread = MotionBlurSynthesizer(seed=3, noise_scale=(0.1, 10.0), **base)
+    scales = np.array([spread.formation(i).noise_scale for i in range(400)])
+    assert scales.min() >= 0.1 and scales.max() <= 10.0
+    assert np.mean(scales < 1) == pytest.approx(0.5, abs=0.1)  # log-uniform: as many quiet frames as strong ones
+    assert all(plain.formation(i).noise_scale == 1.0 for i in range(20))
+    quiet, strong = int(np.argmin(scales[:50])), int(np.argmax(scales[:50]))
+    assert spread.apply(img, quiet).std() < plain.apply(img, quiet).std() < spread.apply(img, strong).std()
+    with pytest.raises(ValueError, match="noise_scale"):
+        MotionBlurSynthesizer(noise_scale=(0.0, 1.0))
 
 
 def test_walk_shake_ranges_from_jerky_to_smooth():

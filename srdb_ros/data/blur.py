@@ -22,7 +22,8 @@ Each pair draws, from its own ``(seed, index)``:
   the top of the range are brightened by a factor in ``highlight_gain`` before blurring and clipped after it, as
   lights and sky saturate a sensor.
 - **Noise**: with ``noise_prob``, Poisson-Gaussian sensor noise in linear light (variance ``a * x + s**2``,
-  ``a`` uniform in ``[0, shot_noise]``, ``s`` in ``[0, read_noise]``), then with ``jpeg_prob`` JPEG compression.
+  ``a`` uniform in ``[0, shot_noise]``, ``s`` in ``[0, read_noise]``, both maxima times a per-frame factor drawn
+  log-uniformly in ``noise_scale``: quiet to strong), then with ``jpeg_prob`` JPEG compression.
   The training ranges come from real frames: flat regions of the real blurry GOPRO and HIDE frames hold 0.15-0.5
   grey levels of noise, the sharp GOPRO frames 0.4-0.7, a machine-vision sensor of 10 000 electrons full well
   1-2 grey levels at mid grey (``a`` = 1e-4), a small sensor at high gain 3-6 (``a`` = 1e-3); see
@@ -86,12 +87,13 @@ class BlurDraw(NamedTuple):
 
 
 class Formation(NamedTuple):
-    """One draw's image formation: tone curve (``curve`` and its ``gamma``), highlight gain (1: none), noise on."""
+    """One draw's image formation: tone curve (``curve`` and its ``gamma``), highlight gain (1: none), and the
+    noise strength: a factor on the noise maxima (0: no noise)."""
 
     curve: str
     gamma: float
     highlight_gain: float
-    noisy: bool
+    noise_scale: float
 
 
 def _probabilities(name: str, values, labels: tuple[str, ...]) -> tuple[float, ...]:
@@ -123,6 +125,7 @@ class MotionBlurSynthesizer:
     noise_prob: float = 1.0  # share of frames with sensor noise
     shot_noise: float = 0.01  # max Poisson gain: variance a * signal, a drawn in [0, shot_noise]
     read_noise: float = 0.01  # max Gaussian read-noise std, drawn in [0, read_noise] (units of full scale)
+    noise_scale: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on both maxima per frame: quiet to strong
     jpeg_prob: float = 0.0  # fraction of frames JPEG-compressed after the noise
     jpeg_quality: tuple[int, int] = (60, 95)
     seed: int = 0
@@ -139,6 +142,8 @@ class MotionBlurSynthesizer:
             )
         if self.shot_noise < 0 or self.read_noise < 0 or self.sharp_max_length < 0:
             raise ValueError("noise levels and sharp_max_length must be >= 0")
+        if not 0 < self.noise_scale[0] <= self.noise_scale[1]:
+            raise ValueError(f"noise_scale needs 0 < low <= high, got {self.noise_scale}")
         if (
             not 1.0 <= self.tone_gamma[0] <= self.tone_gamma[1]
             or not 1.0 <= self.highlight_gain[0] <= self.highlight_gain[1]
@@ -147,6 +152,7 @@ class MotionBlurSynthesizer:
         object.__setattr__(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
         object.__setattr__(self, "tone_gamma", tuple(float(g) for g in self.tone_gamma))
         object.__setattr__(self, "highlight_gain", tuple(float(g) for g in self.highlight_gain))
+        object.__setattr__(self, "noise_scale", tuple(float(g) for g in self.noise_scale))
 
     @classmethod
     def from_dict(cls, data: dict, seed: int) -> MotionBlurSynthesizer:
@@ -205,17 +211,20 @@ class MotionBlurSynthesizer:
 
     # -- images ------------------------------------------------------------------------------------------------
     def formation(self, index: int) -> Formation:
-        """The tone curve, highlight gain and noise switch of draw ``index``."""
+        """The tone curve, highlight gain and noise strength of draw ``index``."""
         extra = self.rng(index, _FORMATION_STREAM + 1)
         curve = FORMATIONS[_pick(extra, self.formation_probs)]
         gamma = {"linear": 2.4, "display": 1.0, "tone": float(extra.uniform(*self.tone_gamma))}[curve]
         gain = float(extra.uniform(*self.highlight_gain)) if extra.random() < self.highlight_prob else 1.0
-        return Formation(curve, gamma, gain, bool(extra.random() < self.noise_prob))
+        noisy = extra.random() < self.noise_prob
+        low, high = self.noise_scale
+        scale = float(np.exp(extra.uniform(np.log(low), np.log(high)))) if low < high else low
+        return Formation(curve, gamma, gain, scale if noisy else 0.0)
 
-    def add_noise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Poisson-Gaussian noise in linear light: variance ``a * x + s**2``."""
-        a = rng.uniform(0, self.shot_noise)
-        s = rng.uniform(0, self.read_noise)
+    def add_noise(self, x: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+        """Poisson-Gaussian noise in linear light: variance ``a * x + s**2``, the maxima times ``scale``."""
+        a = rng.uniform(0, self.shot_noise * scale)
+        s = rng.uniform(0, self.read_noise * scale)
         if a == 0 and s == 0:
             return x
         std = np.sqrt(np.maximum(a * x, 0) + s * s)
@@ -231,8 +240,8 @@ class MotionBlurSynthesizer:
             x = x * (1 + (form.highlight_gain - 1) * _highlights(values))
         x = cv2.filter2D(x, -1, self.kernel(index), borderType=cv2.BORDER_REFLECT)
         rng = self.rng(index, stream=1)
-        if form.noisy:
-            x = self.add_noise(x, rng)
+        if form.noise_scale > 0:
+            x = self.add_noise(x, rng, form.noise_scale)
         x = from_light(x, form)
         if self.jpeg_prob > 0 and rng.random() < self.jpeg_prob:
             x = jpeg_roundtrip(x, int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)))
@@ -263,9 +272,9 @@ class ThermalBlurSynthesizer(MotionBlurSynthesizer):
         """The newest position: a microbolometer frame shows the scene at readout, trailed by its past."""
         return complex(path[-1])
 
-    def add_noise(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = super().add_noise(x, rng)
-        c = rng.uniform(0, self.column_noise)
+    def add_noise(self, x: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+        x = super().add_noise(x, rng, scale)
+        c = rng.uniform(0, self.column_noise * scale)
         if c == 0:
             return x
         columns = (c * rng.standard_normal(x.shape[1])).astype(np.float32)
