@@ -263,6 +263,7 @@ IMPORT_KEYS = {
             "sensor_msgs",
             "std_msgs",
             "diagnostic_msgs",
+            "geometry_msgs",
             "rcl_interfaces",
             "cv_bridge",
             "launch",

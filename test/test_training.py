@@ -376,7 +376,7 @@ def test_config_typos_fail_by_name():
     assert (
         robust.data.blur == TrainConfig.from_dict(read_config_dict(ROOT / "config" / "train_cpu_robust.yaml")).data.blur
     )
-    assert robust.data.blur["sharp_prob"] > 0 and robust.enabled_stages() == ["student_dann", "export"]
+    assert robust.data.blur["sharp_prob"] > 0 and robust.enabled_stages() == ["student_dann", "blur_head", "export"]
 
 
 def test_config_base_is_merged_key_by_key_and_loops_fail(tmp_path):
@@ -390,7 +390,7 @@ def test_config_base_is_merged_key_by_key_and_loops_fail(tmp_path):
     assert student["data"]["ir_deblur_share"] != cpu["data"]["ir_deblur_share"]  # overridden
     assert student["stages"]["phase1"] == {**cpu["stages"]["phase1"], "enabled": False}  # merged within a stage
     cfg = TrainConfig.from_dict(student)
-    assert cfg.enabled_stages() == ["student_dann", "export"]
+    assert cfg.enabled_stages() == ["student_dann", "blur_head", "export"]
     assert cfg.stages["student_dann"].lr == 1e-4 and cfg.checkpoint_every == cpu["checkpoint_every"]
 
     (tmp_path / "a.yaml").write_text("base: b.yaml\nseed: 1\n")

@@ -26,6 +26,7 @@ def parse_size(text: str) -> tuple[int, int]:
 INPUT_NAME = "image"  # ONNX / TensorRT input, 1x3xHxW float in [0, 1]
 # per single task: ONNX output name == Enhancer result field == the node's output camera name
 OUTPUT_NAMES = {"deblur": "deblurred", "sr": "super_resolved"}
+BLUR_OUTPUT = "blur"  # the blur estimator's N x 3 (x, y, length in input pixels), an extra output when present
 TRANSPORTS = ("raw", "compressed")  # image_transport's names for sensor_msgs/Image and CompressedImage inputs
 
 
@@ -40,6 +41,11 @@ def output_topic(camera: str, task: str, kind: str = "image_raw") -> str:
     return f"{camera}/{OUTPUT_NAMES[task]}/{kind}"
 
 
+def blur_topic(camera: str) -> str:
+    """A camera's blur estimate (geometry_msgs/Vector3Stamped, relative): ``eo/blur``."""
+    return f"{camera}/blur"
+
+
 def output_tasks(task: str) -> tuple[str, ...]:
     """The single tasks a task produces, in output order (``both`` -> deblur, sr)."""
     if task not in TASKS:
@@ -47,9 +53,9 @@ def output_tasks(task: str) -> tuple[str, ...]:
     return ("deblur", "sr") if task == "both" else (task,)
 
 
-def task_outputs(task: str) -> list[str]:
-    """Output tensor names of a task's graph, in order."""
-    return [OUTPUT_NAMES[t] for t in output_tasks(task)]
+def task_outputs(task: str, blur: bool = False) -> list[str]:
+    """Output tensor names of a task's graph, in order (then the blur estimate, for a model with an estimator)."""
+    return [OUTPUT_NAMES[t] for t in output_tasks(task)] + ([BLUR_OUTPUT] if blur else [])
 
 
 def task_of_output(name: str) -> str:
@@ -67,8 +73,15 @@ def full_scale(deblur_outputs: list):
 
 
 def split_outputs(task: str, outputs: list) -> dict:
-    """A backend's ordered outputs as ``{single task: output}``."""
-    return dict(zip(output_tasks(task), outputs))
+    """A backend's ordered outputs as ``{single task: output}``, plus ``blur`` when the graph has the estimate."""
+    return dict(zip((*output_tasks(task), BLUR_OUTPUT), outputs))
+
+
+def outputs_by_name(names: list[str], outputs: list) -> dict:
+    """Outputs of a graph, named as exported (``deblurred``, ``super_resolved``, ``blur``), as ``split_outputs``
+    keys them."""
+    keys = {output: task for task, output in OUTPUT_NAMES.items()} | {BLUR_OUTPUT: BLUR_OUTPUT}
+    return {keys[name]: value for name, value in zip(names, outputs)}
 
 
 def camera_of(topic: str) -> str:

@@ -392,6 +392,32 @@ def rasterize(path: np.ndarray, weights: np.ndarray, centre: complex) -> np.ndar
     return (kernel / kernel.sum()).astype(np.float32)
 
 
+class BlurExtent(NamedTuple):
+    """A kernel's blur: the length of the straight, uniform blur with the same spread (``sqrt(12 * trace of the
+    kernel's covariance)``, pixels: a line of L pixels gives L, a point 0), the angle of its principal axis in
+    radians in ``(-pi/2, pi/2]`` (x to the right, y down), and its elongation (0: round, 1: a line)."""
+
+    length: float
+    angle: float
+    elongation: float
+
+
+def blur_extent(kernel: np.ndarray) -> BlurExtent:
+    """The :class:`BlurExtent` of a 2-D kernel (any scale: it is normalised here)."""
+    k = np.asarray(kernel, np.float64)
+    k = k / max(k.sum(), 1e-12)
+    ys, xs = np.mgrid[: k.shape[0], : k.shape[1]]
+    mx, my = (k * xs).sum(), (k * ys).sum()
+    cxx, cyy = (k * (xs - mx) ** 2).sum(), (k * (ys - my) ** 2).sum()
+    cxy = (k * (xs - mx) * (ys - my)).sum()
+    angle = 0.5 * math.atan2(2 * cxy, cxx - cyy)
+    spread = cxx + cyy
+    elongation = math.hypot(cxx - cyy, 2 * cxy) / spread if spread > 1e-12 else 0.0
+    return BlurExtent(
+        math.sqrt(max(12.0 * spread, 0.0)), angle if angle > -math.pi / 2 else angle + math.pi, elongation
+    )
+
+
 def jpeg_roundtrip(x: np.ndarray, quality: int) -> np.ndarray:
     """JPEG-compress and decode an HxW[x3] float RGB/grey image in [0, 1]."""
     u8 = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)

@@ -14,6 +14,7 @@ Layouts
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ..core.image_files import images_under, is_image_file
 from ..core.imaging import bicubic_resize, to_unit
-from .blur import MotionBlurSynthesizer
+from .blur import MotionBlurSynthesizer, blur_extent
 
 
 def read_split(list_file: str | Path, root: str | Path | None = None) -> list[Path]:
@@ -133,7 +134,9 @@ class _SeededDataset(Dataset):
 
 
 class SyntheticBlurDataset(_SeededDataset):
-    """(blurred crop, sharp crop) made from sharp images by seeded motion blur."""
+    """(blurred crop, sharp crop) made from sharp images by seeded motion blur; with ``measure``, (blurred crop,
+    its blur as ``length, e cos 2a, e sin 2a``) for the blur estimator (length, angle a and elongation e of the
+    kernel, :func:`~srdb_ros.data.blur.blur_extent`)."""
 
     def __init__(
         self,
@@ -142,11 +145,13 @@ class SyntheticBlurDataset(_SeededDataset):
         seed: int = 0,
         synthesizer: MotionBlurSynthesizer | None = None,
         flips: bool = True,
+        measure: bool = False,
     ) -> None:
         super().__init__(list_images(folders), seed)
         self.crop = crop
         self.synth = synthesizer or MotionBlurSynthesizer(seed=seed)
         self.flips = flips
+        self.measure = measure
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng(index)
@@ -155,6 +160,11 @@ class SyntheticBlurDataset(_SeededDataset):
         big, _, _ = random_crop(img, self.crop + 2 * margin, rng)
         blurred = self.synth.apply(big, index)[margin:-margin, margin:-margin]
         sharp = big[margin:-margin, margin:-margin]
+        if self.measure:  # the kernel takes the crop's flips, so the blur's axis follows the image
+            blurred, kernel = augment([blurred, self.synth.kernel(index)[..., None]], rng, self.flips)
+            e = blur_extent(kernel[..., 0])
+            target = [e.length, e.elongation * math.cos(2 * e.angle), e.elongation * math.sin(2 * e.angle)]
+            return to_tensor(blurred), torch.tensor(target, dtype=torch.float32)
         blurred, sharp = augment([blurred, sharp], rng, self.flips)
         return to_tensor(blurred), to_tensor(sharp)
 

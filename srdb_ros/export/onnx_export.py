@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.contract import INPUT_NAME, PAD_MULTIPLE, TASKS, full_scale, output_tasks, task_outputs
+from ..core.contract import BLUR_OUTPUT, INPUT_NAME, PAD_MULTIPLE, TASKS, full_scale, output_tasks, task_outputs
 from ..core.files import atomic_output
 from ..models import SRDeblurNet, load_model_or_config
 
@@ -36,7 +36,8 @@ class TaskGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image, self.task)
-        return tuple(full_scale(out.deblur) if t == "deblur" else out.sr for t in output_tasks(self.task))
+        images = tuple(full_scale(out.deblur) if t == "deblur" else out.sr for t in output_tasks(self.task))
+        return images if out.blur is None else (*images, out.blur)
 
 
 @dataclass
@@ -69,9 +70,10 @@ def export_onnx(
     dummy = torch.rand(1, 3, h, w)
     if fp16:  # a strongly typed fp16 graph, as TensorRT 10 wants for fp16 engines
         graph, dummy = graph.half(), dummy.half()
-    names = task_outputs(task)
+    names = task_outputs(task, blur=model.blur_head is not None)
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
-    dynamic.update({n: {0: "batch", 2: f"{n}_height", 3: f"{n}_width"} for n in names})
+    dynamic.update({n: {0: "batch", 2: f"{n}_height", 3: f"{n}_width"} for n in names if n != BLUR_OUTPUT})
+    dynamic.update({BLUR_OUTPUT: {0: "batch"}} if BLUR_OUTPUT in names else {})
     with atomic_output(output) as tmp:  # a unique name beside the output: never a half-written .onnx
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -116,7 +118,7 @@ def check_parity(
     with torch.no_grad():
         expected = [t.float().numpy() for t in TaskGraph(model.float(), task)(x)]
     feed = x.numpy().astype(np.float16 if "float16" in in_type else np.float32)
-    got = session.run(task_outputs(task), {INPUT_NAME: feed})
+    got = session.run(None, {INPUT_NAME: feed})
     diff = max(float(np.abs(g.astype(np.float32) - e).max()) for g, e in zip(got, expected))
     if not diff <= tolerance:
         raise RuntimeError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {diff:.3g} (limit {tolerance:g})")
@@ -181,7 +183,7 @@ def export_command(opts: ExportOptions) -> int:
     result = export_onnx(model, opts.task, opts.output, fp16=opts.fp16)
     print(
         f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
-        f"outputs {task_outputs(result.task)})"
+        f"outputs {task_outputs(result.task, blur=model.blur_head is not None)})"
     )
     print(f"onnx.checker: ok; ONNX Runtime vs PyTorch max abs diff: {result.max_abs_diff:.3g}")
     return 0

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.contract import INPUT_NAME, PAD_MULTIPLE, SCALE, TASKS, full_scale, split_outputs, task_outputs
+from ..core.contract import (
+    BLUR_OUTPUT,
+    INPUT_NAME,
+    PAD_MULTIPLE,
+    SCALE,
+    TASKS,
+    full_scale,
+    outputs_by_name,
+    split_outputs,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -43,8 +52,14 @@ class Backend(ABC):
     memory_device = "cpu"  # where frames take memory: "cpu" or "cuda" (sizes the frame limit, inference.memory)
 
     @abstractmethod
-    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
-        """``x``: Nx3xHxW float32 in [0, 1], H and W multiples of :attr:`multiple`."""
+    def infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
+        """``x``: Nx3xHxW float32 in [0, 1], H and W multiples of :attr:`multiple`. The result holds each single
+        task's output and, for a model with a blur estimator, ``blur`` (N x 3). ``min_blur_px``: a backend that
+        can (:attr:`skips_decoder`) leaves the deblur decoder out for frames estimated below it (their
+        ``deblur`` output is then their input); others run it for every frame."""
+
+    skips_decoder = False  # whether min_blur_px saves the deblur decoder here (PyTorch, run eagerly)
+    estimates_blur = False  # whether the model has the blur estimator (a ``blur`` output)
 
     def describe(self) -> str:
         return self.name
@@ -138,17 +153,28 @@ class TorchBackend(Backend):
         extra += f", {len(self._compiled)} compiled" if self._compiled else ""
         return f"torch ({self.device.type}, {self.precision}{extra}, {self.model.config.name})"
 
-    def forward_tensors(self, t, task: str) -> list:
-        """The network on a padded device tensor, eagerly: the task's outputs in order (deblur full scale, sr)."""
-        out = self._forward(t, task)
+    def forward_tensors(self, t, task: str, min_blur_px: float = 0.0) -> list:
+        """The network on a padded device tensor, eagerly: the task's outputs in order (deblur full scale, sr),
+        then the blur estimate when the model has one."""
+        out = self._forward(t, task, min_blur_px=min_blur_px) if min_blur_px > 0 else self._forward(t, task)
         results = []
         if out.deblur is not None:
             results.append(full_scale(out.deblur))
         if out.sr is not None:
             results.append(out.sr)
+        if out.blur is not None:
+            results.append(out.blur)
         return results
 
-    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    @property
+    def estimates_blur(self) -> bool:
+        return self.model.blur_head is not None
+
+    @property
+    def skips_decoder(self) -> bool:
+        return self.estimates_blur and not (self.cuda and self.use_graphs)
+
+    def infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
         torch = self._torch
         if (task, x.shape) in self._compiled:
             with torch.inference_mode():
@@ -164,16 +190,18 @@ class TorchBackend(Backend):
             t = torch.from_numpy(x).to(self.device, self.dtype, non_blocking=True)
             if self.cuda:
                 t = t.contiguous(memory_format=torch.channels_last)
-            return split_outputs(task, [r.float().cpu().numpy() for r in self.forward_tensors(t, task)])
+            outs = self.forward_tensors(t, task, min_blur_px)
+            return split_outputs(task, [r.float().cpu().numpy() for r in outs])
 
     def captures_frames(self, task: str, shape: tuple[int, ...]) -> bool:
         """Whether whole frames of this padded input shape run as captured CUDA graphs (no compiled package for
         it: packages run as they are)."""
         return self.cuda and self.use_graphs and (task, tuple(shape)) not in self._compiled
 
-    def infer_tensor(self, task: str, t) -> dict:
+    def infer_tensor(self, task: str, t, min_blur_px: float = 0.0) -> dict:
         """``t``: Nx3xHxW on this backend's device and dtype (H, W multiples of :attr:`multiple`); the outputs stay
-        on the device (on CUDA, in the captured graph's buffers until the next call)."""
+        on the device (on CUDA, in the captured graph's buffers until the next call). ``min_blur_px`` as
+        :meth:`infer`."""
         torch = self._torch
         if (task, tuple(t.shape)) in self._compiled:
             with torch.inference_mode():
@@ -184,7 +212,7 @@ class TorchBackend(Backend):
                 self._graphs[key] = _CapturedGraph(self, task, tuple(t.shape))
             return split_outputs(task, self._graphs[key].run_device(t))
         with torch.inference_mode():
-            return split_outputs(task, self.forward_tensors(t, task))
+            return split_outputs(task, self.forward_tensors(t, task, min_blur_px))
 
     def close(self) -> None:
         if self.cuda:
@@ -261,6 +289,11 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         return f"onnxruntime ({self.providers[0]})"
 
+    @property
+    def estimates_blur(self) -> bool:
+        """Whether the graphs loaded so far (warm-up loads them) have the blur output."""
+        return any(BLUR_OUTPUT in [o.name for o in s.get_outputs()] for s in self.sessions.values())
+
     def session(self, task: str):
         if task not in self.sessions:
             path = self._onnx_for(task)
@@ -288,11 +321,12 @@ class OnnxRuntimeBackend(Backend):
             return ensure_onnx(self.files.weights, task)
         raise BackendError("onnxruntime backend needs an ONNX path or a weights file to export from")
 
-    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
         sess = self.session(task)
         dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
-        outs = sess.run(task_outputs(task), {INPUT_NAME: x.astype(dtype, copy=False)})
-        return split_outputs(task, [o.astype(np.float32, copy=False) for o in outs])
+        outs = sess.run(None, {INPUT_NAME: x.astype(dtype, copy=False)})
+        names = [o.name for o in sess.get_outputs()]
+        return outputs_by_name(names, [o.astype(np.float32, copy=False) for o in outs])
 
 
 class TensorRTBackend(Backend):
@@ -328,6 +362,11 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> str:
         return f"tensorrt {self._trt.__version__} ({self._torch.cuda.get_device_name()})"
+
+    @property
+    def estimates_blur(self) -> bool:
+        """Whether the engines loaded so far (warm-up loads them) have the blur output."""
+        return any(BLUR_OUTPUT in _output_names(engine, self._trt) for engine, _ in self.contexts.values())
 
     def _engine_path(self, task: str) -> Path:
         from ..export.onnx_export import ensure_onnx
@@ -374,16 +413,17 @@ class TensorRTBackend(Backend):
             self.contexts[task] = (engine, engine.create_execution_context())
         return self.contexts[task]
 
-    def infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
         trt, torch = self._trt, self._torch
         engine, context = self._context(task)
+        names = _output_names(engine, trt)
         in_dtype = torch.float16 if engine.get_tensor_dtype(INPUT_NAME) == trt.DataType.HALF else torch.float32
         with torch.cuda.stream(self.stream):
             inp = torch.from_numpy(x).pin_memory().to("cuda", in_dtype, non_blocking=True).contiguous()
             context.set_input_shape(INPUT_NAME, tuple(inp.shape))
             context.set_tensor_address(INPUT_NAME, inp.data_ptr())
             outputs = []
-            for name in task_outputs(task):
+            for name in names:
                 shape = tuple(context.get_tensor_shape(name))
                 dtype = torch.float16 if engine.get_tensor_dtype(name) == trt.DataType.HALF else torch.float32
                 out = torch.empty(shape, dtype=dtype, device="cuda")
@@ -393,7 +433,7 @@ class TensorRTBackend(Backend):
                 raise BackendError(f"TensorRT execution failed for task {task}")
             host = [o.float().cpu() for o in outputs]
         self.stream.synchronize()
-        return split_outputs(task, [h.numpy() for h in host])
+        return outputs_by_name(names, [h.numpy() for h in host])
 
     def close(self) -> None:
         self.contexts.clear()
@@ -450,6 +490,12 @@ def create_backend(
         LOG.info("backend auto -> %s%s", backend.describe(), f" (skipped: {'; '.join(reasons)})" if reasons else "")
         return backend
     raise BackendError("no backend could start: " + "; ".join(reasons))
+
+
+def _output_names(engine, trt) -> list[str]:
+    """A TensorRT engine's output tensor names, in order."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    return [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
 
 
 def _cuda_available() -> bool:

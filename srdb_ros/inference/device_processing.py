@@ -218,7 +218,8 @@ class FramePipeline:
         x, lo, hi = self.processor.prepare(raw, self.layout.dtype, self.layout.color_order, self.agc, None)
         layout = FrameLayout(self.layout.dtype, self.layout.shape, self.layout.color_order, (lo, hi))
         outs = self.backend.forward_tensors(x, self.task)
-        return [self.processor.finish(o, layout, s) for o, s in zip(outs, self.scales)]
+        images = [self.processor.finish(o, layout, s) for o, s in zip(outs, self.scales)]
+        return images + outs[len(self.scales) :]  # then the blur estimate, when the model has one
 
     def _capture(self, image: np.ndarray) -> None:
         stream = self.backend.stream
@@ -253,5 +254,7 @@ class FramePipeline:
                     self.graph.replay()
                 torch.cuda.current_stream().wait_stream(stream)
                 outs = self.outputs
-            images = [self.processor.download(y, self.layout) for y in outs]
+            n = len(self.scales)
+            images = [self.processor.download(y, self.layout) for y in outs[:n]]
+            images += [y.float().cpu().numpy() for y in outs[n:]]
         return split_outputs(self.task, images)

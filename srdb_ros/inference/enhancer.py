@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.contract import TASKS, output_tasks
+from ..core.contract import BLUR_OUTPUT, TASKS, output_tasks
 from .backends import Backend, TorchBackend
 from .device_processing import DeviceProcessor, FramePipeline
 from .processing import AGCConfig, FrameLayout, array_to_image, crop_array, image_to_array, pad_array, run_tiled
@@ -22,15 +22,29 @@ class Frame:
     task: str = "deblur"
     color_order: str = "rgb"
     radiometric: bool | None = None  # None: by dtype (uint16 yes); True for 32FC1-style float temperatures
+    min_blur_px: float = 0.0  # pass through (not deblur) a frame whose estimated blur is shorter; 0: off
 
 
 @dataclass
 class EnhanceResult:
-    """Outputs in the input's dtype and channel order; timings in milliseconds per stage."""
+    """Outputs in the input's dtype and channel order; timings in milliseconds per stage. ``blur``: the
+    estimate (x, y, length in input pixels) when the model has an estimator; ``passed_sharp``: the frame's blur
+    was below its ``min_blur_px``, so ``deblurred`` is the input itself."""
 
     deblurred: np.ndarray | None = None
     super_resolved: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    blur: tuple[float, float, float] | None = None
+    passed_sharp: bool = False
+
+    def settle(self, frame: Frame, blur) -> EnhanceResult:
+        """Record the blur estimate (an array of 3, or None) and pass the frame through when it is below the
+        frame's ``min_blur_px``."""
+        if blur is not None:
+            self.blur = tuple(float(v) for v in np.asarray(blur, np.float32).reshape(3))
+            if self.deblurred is not None and self.blur[2] < frame.min_blur_px:
+                self.deblurred, self.passed_sharp = frame.image, True
+        return self
 
 
 class Enhancer:
@@ -92,15 +106,16 @@ class Enhancer:
             prepared.append((x, size, layout))
         t1 = time.perf_counter()
         batched = len({p[0].shape for p in prepared}) == 1 and len(prepared) > 1 and not self.tile_size
+        skip_below = _skip_below(frames) if self.backend.skips_decoder else 0.0
         if batched:
-            outs = self.backend.infer(task, np.concatenate([p[0] for p in prepared]))
+            outs = self._infer_whole(task, np.concatenate([p[0] for p in prepared]), skip_below)
             per_frame = [{k: v[i : i + 1] for k, v in outs.items()} for i in range(len(prepared))]
         else:
-            per_frame = [self._infer(task, p[0]) for p in prepared]
+            per_frame = [self._infer(task, p[0], skip_below) for p in prepared]
         t2 = time.perf_counter()
         results = []
-        for (_, size, layout), outs in zip(prepared, per_frame):
-            results.append(self._postprocess(outs, size, layout))
+        for frame, (_, size, layout), outs in zip(frames, prepared, per_frame):
+            results.append(self._postprocess(outs, size, layout).settle(frame, outs.get(BLUR_OUTPUT)))
         t3 = time.perf_counter()
         n = len(frames)
         for r in results:
@@ -130,10 +145,16 @@ class Enhancer:
             for indices in groups.values():
                 ti = time.perf_counter()
                 batch = prepared[indices[0]][0] if len(indices) == 1 else torch.cat([prepared[i][0] for i in indices])
-                outs = self.backend.infer_tensor(task, batch)
+                skip_below = _skip_below([frames[i] for i in indices]) if self.backend.skips_decoder else 0.0
+                outs = (
+                    self.backend.infer_tensor(task, batch, skip_below)
+                    if skip_below > 0
+                    else self.backend.infer_tensor(task, batch)
+                )
                 if sync:
                     torch.cuda.synchronize()
                 tp = time.perf_counter()
+                blur = outs[BLUR_OUTPUT].float().cpu().numpy() if BLUR_OUTPUT in outs else None
                 for j, i in enumerate(indices):
                     _, layout, size = prepared[i]
                     result = EnhanceResult()
@@ -142,7 +163,7 @@ class Enhancer:
                     if "sr" in outs:
                         s = self.backend.upscale
                         result.super_resolved = self.device.to_image(outs["sr"][j : j + 1], layout, size, s)
-                    results[i] = result
+                    results[i] = result.settle(frames[i], None if blur is None else blur[j])
                 infer_s += tp - ti
                 post_s += time.perf_counter() - tp
         n = len(frames)
@@ -171,25 +192,35 @@ class Enhancer:
         self._pipelines[key] = pipeline
         t1 = time.perf_counter()
         outs = pipeline.run(image)
-        result = EnhanceResult(deblurred=outs.get("deblur"), super_resolved=outs.get("sr"))
+        result = EnhanceResult(deblurred=outs.get("deblur"), super_resolved=outs.get("sr")).settle(
+            frame, outs.get(BLUR_OUTPUT)
+        )
         result.timings_ms.update(preprocess=(t1 - t0) * 1e3, infer=(time.perf_counter() - t1) * 1e3, postprocess=0.0)
         return result
 
-    def _infer(self, task: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer_whole(self, task: str, x: np.ndarray, min_blur_px: float) -> dict[str, np.ndarray]:
+        return self.backend.infer(task, x, min_blur_px) if min_blur_px > 0 else self.backend.infer(task, x)
+
+    def _infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
         if not self.tile_size or max(x.shape[-2:]) <= self.tile_size:
-            return self.backend.infer(task, x)
+            return self._infer_whole(task, x, min_blur_px)
         keys = output_tasks(task)
         out = {}
+        estimates = []  # per tile; the frame's blur is their median (tiles decode alike: no pass-through seams)
+
+        def tile(t: np.ndarray, key: str) -> np.ndarray:
+            outs = self.backend.infer(key, t)
+            if BLUR_OUTPUT in outs:
+                estimates.append(outs[BLUR_OUTPUT][0])
+            return outs[key]
+
         for key in keys:  # tiles are stitched per output; "both" runs each task's graph per tile
             scale = self.backend.upscale if key == "sr" else 1
             out[key] = run_tiled(
-                lambda t, k=key: self.backend.infer(k, t)[k],
-                x,
-                self.tile_size,
-                self.tile_overlap,
-                scale,
-                self.backend.multiple,
+                lambda t, k=key: tile(t, k), x, self.tile_size, self.tile_overlap, scale, self.backend.multiple
             )
+        if estimates:
+            out[BLUR_OUTPUT] = np.median(np.stack(estimates), axis=0)[None]
         return out
 
     def _postprocess(self, outs: dict[str, np.ndarray], size: tuple[int, int], layout: FrameLayout) -> EnhanceResult:
@@ -200,3 +231,9 @@ class Enhancer:
             s = self.backend.upscale
             result.super_resolved = array_to_image(crop_array(outs["sr"], size, s), layout, scale=s)
         return result
+
+
+def _skip_below(frames: list[Frame]) -> float:
+    """The blur below which a shared backend call may leave the decoder out: the lowest pass-through threshold
+    of its frames (0 when any frame has none); each frame is then settled against its own threshold."""
+    return min(f.min_blur_px for f in frames)

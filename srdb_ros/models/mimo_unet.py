@@ -160,6 +160,15 @@ class EncoderFeatures:
     image_2: torch.Tensor
     image_4: torch.Tensor
 
+    def select(self, index: torch.Tensor) -> EncoderFeatures:
+        """The features of some frames of the batch (a boolean mask or indices)."""
+        return EncoderFeatures(
+            *(None if t is None else t[index] for t in (self.skip1, self.skip2, self.bottleneck)),
+            self.image[index],
+            self.image_2[index],
+            self.image_4[index],
+        )
+
     def domain_features(self) -> list[torch.Tensor]:
         """Feature maps the domain classifier and the distillation feature loss look at."""
         return [self.skip1, self.bottleneck]

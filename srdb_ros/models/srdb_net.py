@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.contract import PAD_MULTIPLE, SCALE, TASKS
+from .blur_head import BlurHead
 from .mimo_unet import EncoderFeatures, MIMOUNetDecoder, MIMOUNetEncoder
 from .span import SPAN, switch_to_deploy
 
@@ -24,13 +25,14 @@ class ModelConfig:
     upscale: int = SCALE
     fit_kernel: int = 3
     deploy: bool = False
+    blur_head: bool = False  # the blur estimator on the bottleneck (models.blur_head)
 
     # bounds checked before anything is allocated: a weight file's metadata must not be able to ask for gigabytes
     LIMITS = {"base_channels": (4, 128), "num_res": (1, 32), "span_channels": (8, 256), "fit_kernel": (1, 7)}
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not isinstance(self.deploy, bool):
-            raise ValueError("model config: name must be a string and deploy a boolean")
+        if not isinstance(self.name, str) or not isinstance(self.deploy, bool) or not isinstance(self.blur_head, bool):
+            raise ValueError("model config: name must be a string, deploy and blur_head booleans")
         for key, (low, high) in self.LIMITS.items():
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -60,10 +62,12 @@ CONFIGS: dict[str, ModelConfig] = {
 
 @dataclass
 class SRDeblurOutput:
-    """Network outputs. ``deblur`` is ``[1/4, 1/2, full]`` in multi-scale mode, else ``[full]``."""
+    """Network outputs. ``deblur`` is ``[1/4, 1/2, full]`` in multi-scale mode, else ``[full]``; ``blur`` the
+    estimator's N x 3 (x, y, length in input pixels) when the model has one."""
 
     deblur: list[torch.Tensor] | None = None
     sr: torch.Tensor | None = None
+    blur: torch.Tensor | None = None
     features: EncoderFeatures | None = field(default=None, repr=False)
     sr_input: torch.Tensor | None = field(default=None, repr=False)
 
@@ -96,8 +100,15 @@ class SRDeblurNet(nn.Module):
         nn.init.zeros_(self.fit.weight)  # SPAN starts by seeing the frame itself; the correction is learned
         nn.init.zeros_(self.fit.bias)
         self.span = SPAN(3, 3, feature_channels=c.span_channels, upscale=c.upscale)
+        self.blur_head = BlurHead(4 * c.base_channels) if c.blur_head else None
         if c.deploy:
             switch_to_deploy(self.span)
+
+    def add_blur_head(self) -> BlurHead:
+        """Give the model a (fresh) blur estimator, recorded in its config; returns the head."""
+        self.blur_head = BlurHead(4 * self.config.base_channels)
+        self.config = ModelConfig(**{**self.config.to_dict(), "blur_head": True})
+        return self.blur_head
 
     @property
     def upscale(self) -> int:
@@ -122,7 +133,10 @@ class SRDeblurNet(nn.Module):
         task: str = "both",
         multi_scale: bool = False,
         return_features: bool = False,
+        min_blur_px: float = 0.0,
     ) -> SRDeblurOutput:
+        """``min_blur_px`` > 0 (a model with a blur estimator): frames whose estimated blur is shorter skip the
+        deblur decoder, and their deblurred output is the input itself."""
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if x.dim() != 4 or x.shape[1] not in (1, 3):
@@ -134,8 +148,13 @@ class SRDeblurNet(nn.Module):
         x, pad_h, pad_w = pad_to_multiple(x)
         feats = self.encode(x, task)
         out = SRDeblurOutput(features=feats if return_features else None)
+        if self.blur_head is not None:
+            out.blur = self.blur_head(feats.bottleneck)
         if task in ("deblur", "both"):
-            deblur = self.decoder(feats, multi_scale=multi_scale)
+            if min_blur_px > 0 and out.blur is not None and not multi_scale:
+                deblur = [self._decode_blurred(feats, out.blur[:, 2] >= min_blur_px)]
+            else:
+                deblur = self.decoder(feats, multi_scale=multi_scale)
             if pad_h or pad_w:
                 deblur = [_crop(d, h, w, x.shape[-2]) for d in deblur]
             out.deblur = [_to_mono(d) for d in deblur] if mono else deblur
@@ -145,6 +164,15 @@ class SRDeblurNet(nn.Module):
             sr = sr[..., : h * s, : w * s]
             out.sr = _to_mono(sr) if mono else sr
             out.sr_input = sr_input if return_features else None
+        return out
+
+    def _decode_blurred(self, feats: EncoderFeatures, blurred: torch.Tensor) -> torch.Tensor:
+        """The full-scale deblurred batch, decoding only the ``blurred`` frames; the others are their input."""
+        if bool(blurred.all()):
+            return self.decoder(feats)[-1]
+        out = feats.image.clone()
+        if bool(blurred.any()):
+            out[blurred] = self.decoder(feats.select(blurred))[-1]
         return out
 
     def to_deploy(self) -> SRDeblurNet:

@@ -21,6 +21,7 @@ class Pair:
     name: str
     input: np.ndarray  # HxWx3 float32 in [0, 1]
     target: np.ndarray
+    kernel: np.ndarray | None = None  # the blur kernel that made ``input``, where known (the estimator's truth)
 
 
 def center_crop(img: np.ndarray, size: int, multiple: int = 1) -> np.ndarray:
@@ -84,11 +85,16 @@ def sr_pairs_from_hr(
 @torch.no_grad()
 def run_model(model, img: np.ndarray, task: str) -> np.ndarray:
     """One HxWx3 float image through a PyTorch model for ``deblur`` or ``sr``."""
+    return run_model_with_blur(model, img, task)[0]
+
+
+def run_model_with_blur(model, img: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`run_model`, and the model's blur estimate (x, y, length in pixels) when it has an estimator."""
     device = next(model.parameters()).device
     x = to_tensor(img)[None].to(device)
     out = model(x, task)
     y = full_scale(out.deblur) if task == "deblur" else out.sr
-    return to_image(y[0].float())
+    return to_image(y[0].float()), None if out.blur is None else out.blur[0].float().cpu().numpy()
 
 
 def baseline(pair: Pair, task: str, scale: int = SCALE) -> np.ndarray:
@@ -103,7 +109,7 @@ def score(model, pairs: list[Pair], task: str, scale: int = SCALE) -> dict:
     model.eval()
     rows = []
     for pair in pairs:
-        out = run_model(model, pair.input, task)
+        out, blur = run_model_with_blur(model, pair.input, task)
         m = quality(out, pair.target, task, scale)
         b = quality(baseline(pair, task, scale), pair.target, task, scale)
         rows.append(
@@ -114,6 +120,7 @@ def score(model, pairs: list[Pair], task: str, scale: int = SCALE) -> dict:
                 "baseline_psnr": b["psnr"],
                 "baseline_ssim": b["ssim"],
                 "model_mean_shift": float((out.mean() - pair.target.mean()) * 255.0),  # grey levels of 255
+                "blur_estimate": None if blur is None else [float(v) for v in blur],
             }
         )
     model.train(was_training)

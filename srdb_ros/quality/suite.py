@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.blur import linear_to_srgb, srgb_to_linear
+from ..data.blur import blur_extent, linear_to_srgb, srgb_to_linear
 from ..data.datasets import list_images, read_image
 from .scoring import Pair, center_crop, eval_synthesizer, score
 
@@ -146,7 +146,7 @@ def levin_kernels(root: Path) -> list[np.ndarray]:
 # -- rows ----------------------------------------------------------------------------------------------------------
 def _synth_rows(d: SuiteData, folder: str, model: str, formation: tuple[float, float, float]) -> list[Pair]:
     synth = dataclasses.replace(eval_synthesizer(model), formation_probs=formation)
-    return [Pair(name, synth.apply(img, i), img) for i, (name, img) in enumerate(d.frames(folder))]
+    return [Pair(name, synth.apply(img, i), img, synth.kernel(i)) for i, (name, img) in enumerate(d.frames(folder))]
 
 
 def _shake_rows(
@@ -161,7 +161,7 @@ def _shake_rows(
     for i, (name, img) in enumerate(d.frames(folder)):
         rng = np.random.default_rng([SUITE_SEED, seed, i])
         kernel = suite_shake_kernel(rng, float(rng.uniform(*lengths)))
-        pairs.append(Pair(name, blur_with(img, kernel, linear_light, noise, rng), img))
+        pairs.append(Pair(name, blur_with(img, kernel, linear_light, noise, rng), img, kernel))
     return pairs
 
 
@@ -169,7 +169,7 @@ def _levin_rows(d: SuiteData, linear_light: bool) -> list[Pair]:
     kernels = levin_kernels(d.root)
     frames = d.frames("eo/sun_hays80", skip=SUN_HAYS_VALIDATION_FRAMES, limit=max(1, d.max_images // 3))
     return [
-        Pair(f"{name}#k{k + 1}", blur_with(img, kernel, linear_light), img)
+        Pair(f"{name}#k{k + 1}", blur_with(img, kernel, linear_light), img, kernel)
         for name, img in frames
         for k, kernel in enumerate(kernels)
     ]
@@ -184,7 +184,7 @@ def _gopro_pairs(d: SuiteData) -> list[Pair]:
 
 
 def _sharp(d: SuiteData) -> list[Pair]:
-    return [Pair(name, img, img) for name, img in d.frames("eo/bsd68")]
+    return [Pair(name, img, img, np.ones((1, 1), np.float32)) for name, img in d.frames("eo/bsd68")]
 
 
 ROWS: tuple[SuiteRow, ...] = (
@@ -216,7 +216,8 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
     input and its mean level shift in grey levels; the summary holds the worst row and the averages."""
     results = []
     for row in rows:
-        result = score(model, row.make_pairs(data), "deblur")
+        pairs = row.make_pairs(data)
+        result = score(model, pairs, "deblur")
         entry = {
             "row": row.name,
             "domain": row.domain,
@@ -233,6 +234,8 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
                 "blurry_ssim": result["baseline_ssim"],
                 "gain": result["model_psnr"] - result["baseline_psnr"],
             }
+        if model.blur_head is not None:
+            entry |= estimator_errors(pairs, result["images"], row.identity)
         results.append(entry)
     gains = [r for r in results if r["gain"] is not None]
     worst = min(gains, key=lambda r: r["gain"])
@@ -242,7 +245,64 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
         "eo_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "eo"])),
         "ir_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "ir"])),
     }
+    if model.blur_head is not None:
+        summary["safe_min_blur_px"] = safe_min_blur_px(results)
     return {"rows": results, "summary": summary}
+
+
+def estimator_errors(pairs: list[Pair], images: list[dict], identity: bool = False) -> dict:
+    """The blur estimator against the kernels' truth (:func:`~srdb_ros.data.blur.blur_extent`): median absolute
+    length error (px), median axis error (degrees) over blur >= 8 px, Spearman's rho of the true lengths and the
+    mean estimate per kernel; and per frame, the estimate with its gain (the pass-through threshold's evidence;
+    none for ``identity`` rows, whose frames have nothing to gain)."""
+    entry: dict = {
+        "frame_blur": [
+            {"estimate_px": r["blur_estimate"][2], "gain": None if identity else r["model_psnr"] - r["baseline_psnr"]}
+            for r in images
+        ]
+    }
+    known = [(p, r) for p, r in zip(pairs, images) if p.kernel is not None]
+    if not known:
+        return entry
+    truth = [blur_extent(p.kernel) for p, _ in known]
+    estimates = np.array([r["blur_estimate"] for _, r in known])
+    lengths = np.array([t.length for t in truth])
+    axis_errors = [
+        _axis_error(math.atan2(e[1], e[0]), t.angle) for e, t in zip(estimates, truth) if t.length >= AXIS_MIN_BLUR_PX
+    ]
+    entry |= {
+        "blur_true_px": float(np.median(lengths)),
+        "blur_length_error_px": float(np.median(np.abs(estimates[:, 2] - lengths))),
+        "blur_axis_error_deg": float(np.median(axis_errors)) if axis_errors else None,
+        "blur_rank_rho": _rank_rho(estimates[:, 2], lengths),
+    }
+    return entry
+
+
+AXIS_MIN_BLUR_PX = 8.0  # the axis of a shorter blur is not reported (nor well defined for round shake)
+
+
+def _axis_error(estimate: float, truth: float) -> float:
+    """Angle between two axes (no sign), degrees in [0, 90]."""
+    d = abs(estimate - truth) % math.pi
+    return math.degrees(min(d, math.pi - d))
+
+
+def _rank_rho(estimates: np.ndarray, lengths: np.ndarray) -> float | None:
+    """Spearman's rho of the distinct true lengths (one per kernel) and the mean estimate of each."""
+    kernels = np.unique(lengths)
+    if len(kernels) < 3:
+        return None
+    means = np.array([estimates[lengths == k].mean() for k in kernels])
+    ranks = [np.argsort(np.argsort(v)).astype(np.float64) for v in (means, kernels)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def safe_min_blur_px(rows: list[dict]) -> float:
+    """The largest pass-through threshold that passes no suite frame the model improves by more than 0.1 dB (a
+    frame passes when its estimate is below the threshold): the smallest estimate among such frames."""
+    helped = [f["estimate_px"] for r in rows for f in r.get("frame_blur", []) if (f["gain"] or 0.0) > 0.1]
+    return float(min(helped)) if helped else float("inf")
 
 
 def format_suite(result: dict) -> str:
@@ -257,7 +317,22 @@ def format_suite(result: dict) -> str:
             f"{r['row']:42s} {r['frames']:6d} {blurry:>17s} {r['model_psnr']:10.2f}/{r['model_ssim']:.3f} "
             f"{gain:>7s} {r['mean_shift_grey']:+6.2f}"
         )
+    estimated = [r for r in result["rows"] if "blur_length_error_px" in r]
+    if estimated:
+        lines.append(
+            f"\n{'blur estimator':42s} {'true px':>7s} {'length err px':>13s} {'axis err deg':>12s} {'rho':>5s}"
+        )
+        for r in estimated:
+            axis = "-" if r["blur_axis_error_deg"] is None else f"{r['blur_axis_error_deg']:.1f}"
+            rho = "-" if r["blur_rank_rho"] is None else f"{r['blur_rank_rho']:.2f}"
+            lines.append(
+                f"{r['row']:42s} {r['blur_true_px']:7.1f} {r['blur_length_error_px']:13.2f} {axis:>12s} {rho:>5s}"
+            )
     s = result["summary"]
+    if "safe_min_blur_px" in s:
+        lines.append(
+            f"safe min_blur_px: {s['safe_min_blur_px']:.2f} (the smallest estimate of a frame that gains > 0.1 dB)"
+        )
     lines.append(
         f"worst row: {s['worst_row']} ({s['worst_gain']:+.2f} dB); mean gain EO {s['eo_mean_gain']:+.2f} dB, "
         f"thermal {s['ir_mean_gain']:+.2f} dB; shift = mean output minus target level, grey levels of 255"

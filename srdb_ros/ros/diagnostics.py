@@ -33,12 +33,17 @@ class CameraStats:
     camera_info_mismatches: int = 0
     last_mismatch_at: float = -1e18
     idle: int = 0  # frames received while no one subscribed to the outputs (not converted, not inferred)
+    passed_sharp: int = 0  # frames below min_blur_px, published unchanged on the deblurred topic
     last_receive_at: float | None = None
     stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
+    _blur: deque = field(default_factory=deque)  # recent blur estimates (px), as many as ``window``
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._blur = deque(maxlen=self.window)
 
     def on_receive(self, replaced_pending: bool, stamp_age_s: float = float("nan")) -> None:
         with self._lock:
@@ -57,9 +62,14 @@ class CameraStats:
         with self._lock:
             self.idle += 1
 
-    def on_published(self, timings_ms: dict[str, float]) -> None:
+    def on_published(self, timings_ms: dict[str, float], blur_px: float | None = None, passed: bool = False) -> None:
+        """A published frame: its stage timings, its blur estimate (when the model has one) and whether it was
+        passed through as sharp."""
         with self._lock:
             self.published += 1
+            self.passed_sharp += int(passed)
+            if blur_px is not None:
+                self._blur.append(blur_px)
             self._out_times.append(time.monotonic())
             for stage in STAGES:
                 if stage in timings_ms:
@@ -99,11 +109,14 @@ class CameraStats:
                 "mismatch_active": now - self.last_mismatch_at <= error_hold,
                 "last_error": self.last_error,
                 "idle": self.idle,
+                "passed_sharp": self.passed_sharp,
                 "since_last_frame_s": None if self.last_receive_at is None else now - self.last_receive_at,
                 "stamp_age_s": self.stamp_age_s,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
                 "output_rate_hz": self._rate(self._out_times, horizon, now),
             }
+            if self._blur:
+                snap["blur_px"] = (float(np.percentile(self._blur, 50)), float(np.percentile(self._blur, 95)))
             for stage, values in self._lat.items():
                 arr = np.asarray(values)
                 snap[f"{stage}_ms"] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.max()))
@@ -161,7 +174,10 @@ def camera_status(
         ("frames idle (no subscribers)", str(snap["idle"])),
         ("input stamp age (s)", f"{snap['stamp_age_s']:.3f}"),
         ("camera_info mismatches", str(snap["camera_info_mismatches"])),
+        ("frames passed sharp", str(snap["passed_sharp"])),
     ]
+    if "blur_px" in snap:
+        values += [("blur p50 (px)", f"{snap['blur_px'][0]:.2f}"), ("blur p95 (px)", f"{snap['blur_px'][1]:.2f}")]
     for stage in STAGES:
         if f"{stage}_ms" in snap:
             p50, p95, mx = snap[f"{stage}_ms"]

@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -29,7 +30,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..core.contract import CAMERAS, OUTPUT_NAMES, input_topic, output_tasks, output_topic
+from ..core.contract import CAMERAS, OUTPUT_NAMES, blur_topic, input_topic, output_tasks, output_topic
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..inference.memory import budget_bytes, max_pixels_for
 from ..models import WeightFileError
@@ -105,6 +106,10 @@ class EnhanceNode(LifecycleNode):
                     self._open_outputs(name)
         if not self.cameras:
             self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
+        if not self._estimates_blur():
+            self.get_logger().warning(
+                "the model has no blur estimator: no <camera>/blur topics, and min_blur_px passes no frame through"
+            )
         self._state = "inactive"
         limits = ", ".join(f"{n} ({self._p(f'{n}.task')}) {self._max_pixels(n) / 1e6:.1f} MP" for n in self.cameras)
         source = "max_pixels" if self._p("max_pixels") else f"a {self._memory_budget / 1e9:.1f} GB memory budget"
@@ -208,8 +213,17 @@ class EnhanceNode(LifecycleNode):
             cam.infos[task] = self.create_lifecycle_publisher(
                 CameraInfo, output_topic(name, task, "camera_info"), self._out_qos(), qos_overriding_options=overrides
             )
+        if self._estimates_blur():
+            cam.blur = self.create_lifecycle_publisher(
+                Vector3Stamped, blur_topic(name), self._out_qos(), qos_overriding_options=overrides
+            )
         self.cameras[name] = cam
         return cam
+
+    def _estimates_blur(self) -> bool:
+        """Whether the loaded model has the blur estimator (``<cam>/blur``, ``min_blur_px``)."""
+        backend = self.enhancer.backend if self.enhancer is not None else None
+        return backend is not None and backend.estimates_blur
 
     def _open_inputs(self, cam: Camera) -> None:
         overrides = QoSOverridingOptions.with_default_policies()
@@ -347,7 +361,9 @@ class EnhanceNode(LifecycleNode):
                 self._fail(cam, f"bad frame on {input_topic(cam.name, transport)}: {exc}")
                 continue
             convert_ms = (time.perf_counter() - t0) * 1e3
-            frame = Frame(decoded.array, task, decoded.color_order, decoded.radiometric)
+            frame = Frame(
+                decoded.array, task, decoded.color_order, decoded.radiometric, self._p(f"{cam.name}.min_blur_px")
+            )
             frames.setdefault(task, []).append((cam, msg, t_recv, convert_ms, frame, decoded.encoding))
         enhancer = self.enhancer
         if enhancer is None:  # cleaned up meanwhile
@@ -381,19 +397,26 @@ class EnhanceNode(LifecycleNode):
                     cam.stats.on_dropped()  # the camera was disabled or reconfigured while this frame ran
                     return
                 for task in output_tasks(frame.task):
+                    if task == "deblur" and result.passed_sharp and isinstance(msg, Image):
+                        cam.images[task].publish(msg)  # a sharp frame goes out as it came, byte for byte
+                        continue
                     image = result.deblurred if task == "deblur" else result.super_resolved
                     cam.images[task].publish(array_to_image_msg(image, encoding, msg.header))
                     if info is not None and problem is None:
                         out_info = scale_camera_info(info, upscale if task == "sr" else 1)
                         out_info.header = msg.header
                         cam.infos[task].publish(out_info)
+                if result.blur is not None and cam.blur_subscribers():
+                    estimate = Vector3Stamped(header=msg.header)
+                    estimate.vector.x, estimate.vector.y, estimate.vector.z = result.blur
+                    cam.blur.publish(estimate)
         except Exception as exc:  # noqa: BLE001
             if self.context.ok():  # after shutdown began, a failed publish is expected, not an error
                 self._fail(cam, f"publishing failed on {cam.name}: {exc}")
             return
         now = time.perf_counter()
         timings = dict(result.timings_ms, convert=convert_ms, publish=(now - t0) * 1e3, total=(now - t_recv) * 1e3)
-        cam.stats.on_published(timings)
+        cam.stats.on_published(timings, None if result.blur is None else result.blur[2], result.passed_sharp)
         n = self._p("log_every_n")
         if n and cam.stats.published % n == 0:
             snap = cam.stats.snapshot()

@@ -17,6 +17,9 @@ from ..inference.backends import BACKENDS, PRECISIONS
 from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 
 DEVICES = ("auto", "cpu", "cuda")
+# the largest pass-through threshold at which `srdb score --suite deblur` passes no frame that deblurring improves
+# by more than 0.1 dB (docs/node.md, "Blur estimate and sharp frames")
+MIN_BLUR_PX = 0.0
 INPUT_QOS = ("sensor_data", "reliable")
 
 
@@ -91,6 +94,15 @@ PARAMS: tuple[ParamSpec, ...] = (
         False,
         TRANSPORTS,
     ),
+    ParamSpec(
+        "eo.min_blur_px",
+        MIN_BLUR_PX,
+        "Frames whose estimated blur (eo/blur) is shorter (input pixels) go out on the deblurred topic unchanged, "
+        "without the deblur decoder; 0 = deblur every frame",
+        False,
+        None,
+        0.0,
+    ),
     ParamSpec("ir.enabled", True, "Process the IR camera (its topics exist only while enabled)"),
     ParamSpec("ir.task", "sr", "IR task: deblur, sr or both", False, TASKS),
     ParamSpec(
@@ -99,6 +111,15 @@ PARAMS: tuple[ParamSpec, ...] = (
         "IR input: raw (sensor_msgs/Image on ir/image_raw) or compressed (CompressedImage on ir/image_raw/compressed)",
         False,
         TRANSPORTS,
+    ),
+    ParamSpec(
+        "ir.min_blur_px",
+        MIN_BLUR_PX,
+        "Frames whose estimated blur (ir/blur) is shorter (input pixels) go out on the deblurred topic unchanged, "
+        "without the deblur decoder; 0 = deblur every frame",
+        False,
+        None,
+        0.0,
     ),
     ParamSpec(
         "agc.mode",

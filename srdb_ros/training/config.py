@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "export", "span_baseline")
+STAGES = ("init", "phase1", "phase2", "dann", "distill", "student_dann", "blur_head", "export", "span_baseline")
 DEFAULT_OFF = ("span_baseline",)  # run only when asked for (--stages span_baseline)
 TEACHER_STAGES = ("init", "phase1", "phase2", "dann")
-TRAINING_STAGES = ("phase1", "phase2", "dann", "distill", "student_dann", "span_baseline")
+TRAINING_STAGES = ("phase1", "phase2", "dann", "distill", "student_dann", "blur_head", "span_baseline")
 
 
 def _from_dict(cls, data: dict | None, where: str):
@@ -102,6 +102,16 @@ class DistillConfig(Phase2Config):
 
 
 @dataclass
+class BlurHeadConfig(StageConfig):
+    """The blur estimator on the student's frozen encoder: a short stage (a small share of the time budget)."""
+
+    share: float = 0.05
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+
+
+@dataclass
 class ExportConfig:
     enabled: bool = True
     tasks: list[str] = field(default_factory=lambda: ["deblur", "sr", "both"])
@@ -115,6 +125,7 @@ STAGE_CLASSES: dict[str, type] = {
     "dann": DANNConfig,
     "distill": DistillConfig,
     "student_dann": DANNConfig,
+    "blur_head": BlurHeadConfig,
     "export": ExportConfig,
     "span_baseline": Phase2Config,
 }

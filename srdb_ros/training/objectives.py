@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import SRDeblurNet
+from ..models.blur_head import LENGTH_UNIT
 from .dann import DomainClassifier, domain_loss
 from .losses import FeatureAdapter, deblur_loss, distillation_loss, sr_loss
 
@@ -55,6 +56,34 @@ class Phase2Objective(nn.Module):
         sr, _ = self.model.sr_head(feats)
         loss = sr_loss(sr, hr)
         return loss, {"loss_sr": _scalar(loss)}
+
+
+class BlurHeadObjective(nn.Module):
+    """The blur estimator on the frozen network: L1 on the length (in units of ``LENGTH_UNIT``) plus the squared
+    error of the doubled-angle axis, whose target is scaled by the kernel's elongation (a round blur has no
+    axis to learn)."""
+
+    def __init__(self, model: SRDeblurNet) -> None:
+        super().__init__()
+        self.model = model
+        model.requires_grad_(False)
+        self.head = model.blur_head if model.blur_head is not None else model.add_blur_head()
+        self.head.requires_grad_(True)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        blurred, target = batch["blur"]
+        self.model.encoder.eval()
+        with torch.no_grad():
+            feats = self.model.encode(blurred, "sr")
+        pooled = self.head.pooled(feats.bottleneck)
+        length = F.l1_loss(pooled[:, 0], target[:, 0] / LENGTH_UNIT)
+        axis = F.mse_loss(pooled[:, 1:3], target[:, 1:3])
+        error_px = (pooled[:, 0] * LENGTH_UNIT - target[:, 0]).abs().mean()
+        return length + axis, {
+            "loss_length": _scalar(length),
+            "loss_axis": _scalar(axis),
+            "length_err_px": _scalar(error_px),
+        }
 
 
 class StandaloneSRObjective(nn.Module):

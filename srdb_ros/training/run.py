@@ -106,7 +106,7 @@ def run(opts: TrainOptions) -> dict:
             summary[stage] = json.loads(done.read_text())
             continue  # validated when it ran (validation.csv)
         summary[stage] = STAGE_FUNCS[stage](ctx, cfg.stages[stage])
-        if stage not in ("export", "span_baseline") and rank == 0 and cfg.validation.enabled:
+        if stage not in ("blur_head", "export", "span_baseline") and rank == 0 and cfg.validation.enabled:
             role = "teacher" if stage in TEACHER_STAGES else "student"
             summary[stage]["validation"] = validate(
                 ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors")

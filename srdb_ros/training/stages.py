@@ -6,6 +6,7 @@
   dann          both tasks on EO + domain classifiers (gradient reversal) against unlabelled IR, lr 1e-5
   distill       teacher -> student (feature + pseudo + GT loss)
   student_dann  student fine-tune + DANN
+  blur_head     the blur estimator on the student's frozen encoder (exact blur of every synthetic pair)
   export        deploy form -> safetensors -> ONNX per task -> TensorRT engine where TensorRT is present
   span_baseline a standalone SPAN on the same SR data (Fig. 9), only when asked for
 
@@ -47,7 +48,14 @@ from ..models.span import SPAN, bilinear_span_init, refresh_fused
 from ..quality.scoring import deblur_pairs_from_sharp, score, sr_pairs_from_hr
 from .config import STAGES, StageConfig
 from .loop import Context, append_csv, train_stage
-from .objectives import DANNObjective, DistillObjective, Phase1Objective, Phase2Objective, StandaloneSRObjective
+from .objectives import (
+    BlurHeadObjective,
+    DANNObjective,
+    DistillObjective,
+    Phase1Objective,
+    Phase2Objective,
+    StandaloneSRObjective,
+)
 
 LOG = logging.getLogger(__name__)
 VALIDATION_BLUR_SEED = 4321
@@ -109,6 +117,19 @@ def sr_source(ctx: Context, lr_crop: int, seed: int) -> Dataset:
     )
 
 
+def blur_measure_source(ctx: Context, crop: int, seed: int) -> Dataset:
+    """Blurred EO (and thermal, at ``data.ir_deblur_share``) crops with their kernel's blur, for the estimator."""
+    data = ctx.cfg.data
+    eo = SyntheticBlurDataset(data.eo_train, crop, seed, blur_synthesizer(ctx, "eo", seed), measure=True)
+    ir_seed = seed + 11
+    return with_ir_share(
+        eo,
+        data.ir_deblur_share,
+        lambda: SyntheticBlurDataset(data.ir_train, crop, ir_seed, blur_synthesizer(ctx, "ir", ir_seed), measure=True),
+        seed,
+    )
+
+
 def target_source(ctx: Context, crop: int, seed: int) -> Dataset:
     return UnlabeledDataset(ctx.cfg.data.ir_train, crop, seed)
 
@@ -120,6 +141,7 @@ STAGE_DATA = {
     "dann": ("deblur", "sr", "target"),
     "distill": ("deblur", "sr"),
     "student_dann": ("deblur", "sr", "target"),
+    "blur_head": ("blur",),
     "span_baseline": ("sr",),
 }
 
@@ -139,6 +161,8 @@ def preflight(cfg, stages: list[str]) -> None:
         keys |= {"ir_train"} if data.ir_sr_share > 0 else set()
     if "target" in needs:
         keys.add("ir_train")
+    if "blur" in needs:
+        keys |= {"eo_train"} | ({"ir_train"} if data.ir_deblur_share > 0 else set())
     if cfg.validation.enabled and any(s not in ("export", "span_baseline") for s in stages):
         keys |= {key for key in ("eo_val", "ir_val") if getattr(data, key)}
     for key in sorted(keys):
@@ -275,6 +299,17 @@ def stage_student_dann(ctx: Context, section) -> dict:
     return _run_dann(ctx, "student_dann", "student", section, ctx.cfg.seed + 6)
 
 
+def stage_blur_head(ctx: Context, section) -> dict:
+    """The blur estimator (models.blur_head) on the student's frozen encoder; the rest of the student is unchanged."""
+    student = _previous(ctx, "blur_head", "student")
+    objective = BlurHeadObjective(student)
+    sources = {"blur": blur_measure_source(ctx, section.crop, ctx.cfg.seed + 8)}
+    info = train_stage(ctx, "blur_head", objective, sources, section)
+    student.requires_grad_(True)
+    _finish(ctx, "blur_head", student, "student", info)
+    return info
+
+
 def stage_export(ctx: Context, section) -> dict:
     from ..export.onnx_export import export_onnx
 
@@ -324,6 +359,7 @@ STAGE_FUNCS = {
     "dann": stage_dann,
     "distill": stage_distill,
     "student_dann": stage_student_dann,
+    "blur_head": stage_blur_head,
     "export": stage_export,
     "span_baseline": stage_span_baseline,
 }
