@@ -548,6 +548,13 @@ def _enhance(sub) -> None:
     )
     p.add_argument("--tile", type=int, default=0, help="run larger inputs in overlapping tiles of this side (0 = off)")
     p.add_argument("--overwrite", action="store_true", help="replace results that already exist in --out")
+    p.add_argument(
+        "--min-blur-px",
+        type=float,
+        default=0.0,
+        help="write frames whose estimated blur is shorter (pixels) unchanged as their deblurred result, as the "
+        "node's <camera>.min_blur_px does (0 = deblur every frame); every frame's estimate goes to --out/frames.csv",
+    )
     p.set_defaults(handler=_run_enhance)
 
 

@@ -137,3 +137,25 @@ def test_suite_estimator_measures():
     # frames gaining > 0.1 dB have estimates 12 and 25: the safe threshold is 12
     assert safe_min_blur_px([entry]) == pytest.approx(12.0)
     assert _rank_rho(np.array([3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(-1.0)
+
+
+def test_enhance_writes_each_estimate_and_passes_frames_below_min_blur_px(model_with_head, tmp_path):
+    import csv
+
+    import cv2
+
+    from srdb_ros.cli import main
+
+    weights = save_model(model_with_head, tmp_path / "with_head.safetensors")
+    frame = np.random.default_rng(4).integers(0, 256, (24, 32, 3), np.uint8)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), frame)
+    args = ["enhance", str(tmp_path / "in"), "--model", str(weights), "--backend", "torch", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "passed"), "--min-blur-px", "1e6"]) == 0
+    assert np.array_equal(cv2.imread(str(tmp_path / "passed" / "a_deblurred.png")), frame)  # unchanged
+    assert main([*args, "--out", str(tmp_path / "deblurred")]) == 0
+    assert not np.array_equal(cv2.imread(str(tmp_path / "deblurred" / "a_deblurred.png")), frame)
+    for folder, passed in (("passed", "1"), ("deblurred", "0")):
+        with open(tmp_path / folder / "frames.csv") as table:
+            (row,) = list(csv.DictReader(table))
+        assert float(row["blur_px"]) >= 0 and row["passed_sharp"] == passed and row["input"].endswith("a.png")

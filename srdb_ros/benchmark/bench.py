@@ -10,6 +10,9 @@ For every (backend, task, size), median and p95 latency, FPS and the ratio of th
 - ``ros`` (``--mode ros``): a sensor_msgs/Image in, conversion, enhance, the output Image message built (no DDS);
 - ``eo_ir_pair`` (deblur): one ``Enhancer.enhance_batch`` call with an EO rgb8 and an IR mono16 frame of the size,
   the node's two-camera load (its FPS counts both frames; its ratio is against the reference doing two frames).
+- for a model with the blur estimator (PyTorch, deblur and both): ``end_to_end_passed``, a frame the estimate
+  passes through as sharp (``min_blur_px`` above its blur: no deblur decoder), and ``end_to_end_no_estimator``,
+  the same model without the estimator (the estimate's own cost is ``end_to_end`` over it).
 
 End-to-end modes also give the median of each stage (convert, preprocess, infer, postprocess, to_message).
 The reference is the official MIMO-UNet-16 / SPAN-48 forward in eager fp32 (see
@@ -158,6 +161,15 @@ def _unfused_aff(backend: TorchBackend, device: str, opts: BenchOptions) -> Torc
     return TorchBackend(model, device, opts.precision)
 
 
+def _without_estimator(backend: TorchBackend, device: str, opts: BenchOptions) -> TorchBackend:
+    """The backend's model without its blur estimator (what the estimate costs)."""
+    import copy
+
+    model = copy.deepcopy(backend.model).float()
+    model.blur_head = None
+    return TorchBackend(model, device, opts.precision)
+
+
 @dataclass
 class BenchOptions:
     model: str | None = None  # default: the bundled student
@@ -194,6 +206,7 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
     base = model.config.base_channels
     records: list[Record] = []
     unfused_aff_backends: dict = {}
+    no_estimator_backends: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         backends = make_backends(names, device, model, opts.precision, Path(tmp))
         for task in tasks:
@@ -225,6 +238,19 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                         runs["ros"] = (message_path(enhancers["end_to_end"], image, task), True)
                     if pair is not None:
                         runs[EO_IR_MODE] = (lambda e=enhancers["end_to_end"], p=pair: e.enhance_batch(p), None)
+                    if backend.skips_decoder and task != "sr":
+                        passed = [Frame(image, task, min_blur_px=float("inf"))]
+                        runs["end_to_end_passed"] = (
+                            lambda e=enhancers["end_to_end"], f=passed: e.enhance_batch(f)[0].timings_ms,
+                            True,
+                        )
+                        if backend not in no_estimator_backends:
+                            no_estimator_backends[backend] = _without_estimator(backend, device, opts)
+                        plain = Enhancer(no_estimator_backends[backend])
+                        runs["end_to_end_no_estimator"] = (
+                            lambda e=plain, t=task, i=image: e.enhance(i, t).timings_ms,
+                            True,
+                        )
                     for mode, (fn, staged) in runs.items():
                         timings: list[dict] = []
                         call = (lambda f=fn, s=timings: s.append(f())) if staged else fn

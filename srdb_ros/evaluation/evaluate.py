@@ -27,6 +27,7 @@ from ..core.imaging import bicubic_resize, to_unit_rgb
 from ..core.stamps import cdr_stamp_ns
 from ..quality.metrics import quality
 from .bags import TYPESTORE, BagContents, BagWriter
+from .replay import BLUR_TYPE
 from .report import write_report
 
 LOG = logging.getLogger(__name__)
@@ -147,6 +148,11 @@ def score_outputs(bag: BagContents, published, records, mode: str = "lockstep") 
     sent: dict[tuple[str, int], list[int]] = defaultdict(list)
     for p in published:
         sent[(camera_of(p.topic), p.stamp_ns)].append(p.wall_ns)
+    blur = {
+        (camera_of(r.topic), cdr_stamp_ns(r.raw)): TYPESTORE.deserialize_cdr(r.raw, r.msgtype).vector.z
+        for r in records
+        if r.msgtype == BLUR_TYPE
+    }
     rows = []
     for r in records:
         if r.msgtype != "sensor_msgs/msg/Image":
@@ -166,6 +172,7 @@ def score_outputs(bag: BagContents, published, records, mode: str = "lockstep") 
             "encoding_dtype": str(out.dtype),
             "latency_ms": round((r.wall_ns - max(sends)) / 1e6, 3) if sends else None,
             "receive_wall_ns": r.wall_ns,
+            "blur_px": round(float(blur[(cam, stamp)]), 3) if (cam, stamp) in blur else None,
         }
         gt = truth.get((cam, stamp))
         inp = inputs.get((cam, stamp))
@@ -284,6 +291,7 @@ def evaluate(opts: EvalOptions) -> dict:
             "ssim",
             "baseline_psnr",
             "baseline_ssim",
+            "blur_px",
             "receive_wall_ns",
         ]
         writer = csv.DictWriter(f, fieldnames=fields)

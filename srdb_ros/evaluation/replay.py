@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..core.contract import CAMERAS, OUTPUT_NAMES, camera_of, output_topic
+from ..core.contract import CAMERAS, OUTPUT_NAMES, blur_topic, camera_of, output_topic
 from ..core.stamps import cdr_stamp_ns
 from .bags import BagContents
 
 OUTPUT_TYPES = {"image_raw": "sensor_msgs/msg/Image", "camera_info": "sensor_msgs/msg/CameraInfo"}
+BLUR_TYPE = "geometry_msgs/msg/Vector3Stamped"  # <camera>/blur, the node's blur estimate
 
 
 def rclpy_qos(q) -> QoSProfile:
@@ -72,6 +73,7 @@ class Recorder:
             for task in OUTPUT_NAMES
             for kind, msgtype in OUTPUT_TYPES.items()
         }
+        topics.update({prefix + blur_topic(cam): BLUR_TYPE for cam in CAMERAS})
         topics["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
         for topic, msgtype in topics.items():
             self.node.create_subscription(

@@ -118,9 +118,35 @@ def write_latency_plot(out_dir: Path, rows: list[dict]) -> Path | None:
     return path
 
 
+def write_blur_plot(out_dir: Path, rows: list[dict]) -> Path | None:
+    """Each deblurred frame's PSNR gain against the node's blur estimate (frames with both)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r["task"] == "deblur" and r.get("blur_px") is not None and "psnr" in r]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for cam in sorted({r["camera"] for r in points}):
+        group = [r for r in points if r["camera"] == cam]
+        ax.plot([r["blur_px"] for r in group], [r["psnr"] - r["baseline_psnr"] for r in group], "o", ms=4, label=cam)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("estimated blur (px, <camera>/blur)")
+    ax.set_ylabel("deblur gain (dB)")
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / "blur_gain.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_report(out_dir: Path, bag: BagContents, metrics: dict, rows: list[dict], outputs: dict) -> Path:
     grids = write_grids(out_dir, bag, outputs, rows)
     plot = write_latency_plot(out_dir, rows)
+    blur_plot = write_blur_plot(out_dir, rows)
     lines = [
         "# srdb_ros evaluation report",
         "",
@@ -167,6 +193,9 @@ def write_report(out_dir: Path, bag: BagContents, metrics: dict, rows: list[dict
                     "frames published",
                     "frames dropped",
                     "frames failed",
+                    "frames passed sharp",
+                    "blur p50 (px)",
+                    "blur p95 (px)",
                     "infer p50 (ms)",
                     "total p50 (ms)",
                     "total p95 (ms)",
@@ -175,6 +204,16 @@ def write_report(out_dir: Path, bag: BagContents, metrics: dict, rows: list[dict
             lines.append(f"- **{name}**: " + ", ".join(f"{k} {v}" for k, v in keep.items()))
     if plot:
         lines += ["", "## Latency", "", f"![latency]({plot.name})"]
+    if blur_plot:
+        lines += [
+            "",
+            "## Blur and gain",
+            "",
+            "Each deblurred frame's gain against the node's own blur estimate (frames below the camera's "
+            "min_blur_px went out unchanged: 0 dB).",
+            "",
+            f"![blur and gain]({blur_plot.name})",
+        ]
     if grids:
         lines += ["", "## Frames (input | output | ground truth; second row: centre crops)", ""]
         lines += [f"![{g.stem}]({g.name})" for g in grids]

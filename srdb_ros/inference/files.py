@@ -3,6 +3,7 @@ optionally beside their inputs for a side-by-side look (real blurry frames have 
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from ..core.files import atomic_output
 from ..core.image_files import images_under
 from ..resources import bundled_model
 from .backends import ModelFiles, create_backend
-from .enhancer import Enhancer
+from .enhancer import Enhancer, Frame
 from .memory import budget_bytes, max_pixels_for
 from .processing import MIN_TILE_STEP
 
@@ -38,6 +39,10 @@ class EnhanceOptions:
     memory_budget_mb: float = 0.0  # 0 = half of the memory available once the model is loaded
     tile: int = 0  # run inputs larger than this (pixels per side) in overlapping tiles; 0 = whole frames
     overwrite: bool = False
+    min_blur_px: float = 0.0  # write frames estimated below this unchanged (the node's <cam>.min_blur_px); 0 = off
+
+
+FRAMES_CSV = "frames.csv"  # one row per processed input: its results and the model's blur estimate
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ def plan(opts: EnhanceOptions) -> list[Job]:
                 raise ValueError(f"{source} and {owners[path]} would both write {path}: give them separately")
             owners[path] = source
         jobs.append(Job(source, outputs, panels))
+    owners[out_dir / FRAMES_CSV] = "the frame table"
     existing = [path for path in owners if path.exists()]
     if existing and not opts.overwrite:
         raise FileExistsError(
@@ -159,6 +165,16 @@ def side_by_side(before: np.ndarray, after: np.ndarray, labels: tuple[str, str] 
     return np.hstack([panels[0], np.full((h + 28, 6, 3), 255, np.uint8), panels[1]])
 
 
+def _write_table(path: Path, output_columns: list[str], rows: list[list]) -> None:
+    """``frames.csv``: each processed input, its results, the blur estimate (empty without an estimator) and
+    whether it was passed through as sharp."""
+    header = ["input", *output_columns, "blur_x_px", "blur_y_px", "blur_px", "passed_sharp"]
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+
+
 def enhance_command(opts: EnhanceOptions) -> int:
     """``srdb enhance``: every readable input is processed; an unreadable or oversized one is reported and
     skipped, and the exit code is 1 if any was."""
@@ -168,7 +184,10 @@ def enhance_command(opts: EnhanceOptions) -> int:
     enhancer = Enhancer(backend, tile_size=opts.tile, tile_overlap=TILE_OVERLAP)
     budget = budget_bytes(backend.memory_device, opts.memory_budget_mb)
     limit = opts.max_pixels or max(1, max_pixels_for(opts.task, backend.memory_device, budget, opts.tile))
+    if opts.min_blur_px > 0 and not backend.estimates_blur:
+        print(f"{weights}: the model has no blur estimator; --min-blur-px passes nothing through", file=sys.stderr)
     failed = 0
+    rows = []
     for job in jobs:
         try:
             image = _read(job.source, opts.max_side, limit)
@@ -176,14 +195,21 @@ def enhance_command(opts: EnhanceOptions) -> int:
             print(f"skipped: {exc}", file=sys.stderr)
             failed += 1
             continue
-        result = enhancer.enhance(image, opts.task, "bgr")
+        result = enhancer.enhance_batch([Frame(image, opts.task, "bgr", min_blur_px=opts.min_blur_px)])[0]
+        blur = result.blur or (None, None, None)
+        rows.append([job.source, *job.outputs.values(), *(None if v is None else round(v, 3) for v in blur)])
+        rows[-1].append(int(result.passed_sharp))
         for name, path in job.outputs.items():  # atomic_output makes the result's folder
             output = getattr(result, name)
             _write(path, output)
             if name in job.panels:
                 _write(job.panels[name], side_by_side(image, output, ("input", name.replace("_", " "))))
         timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items())
-        print(f"{job.source} -> {', '.join(map(str, job.outputs.values()))} ({timings})")
+        blurred = "" if result.blur is None else f"; blur {result.blur[2]:.1f} px"
+        passed = ", passed through as sharp" if result.passed_sharp else ""
+        print(f"{job.source} -> {', '.join(map(str, job.outputs.values()))} ({timings}{blurred}{passed})")
+    if rows:
+        _write_table(Path(opts.out) / FRAMES_CSV, [*(f"{n}_file" for n in jobs[0].outputs)], rows)
     if failed:
         print(f"{failed} of {len(jobs)} inputs skipped", file=sys.stderr)
     return 1 if failed else 0

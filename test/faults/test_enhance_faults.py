@@ -74,8 +74,10 @@ def test_same_stems_keep_their_folder_layout_and_results_are_never_overwritten(t
     _frame(inputs / "sub2" / "frame.png", seed=2)
     assert _enhance(student_weights, str(inputs), "--out", str(out)) == 0
     results = _checksums(out)
-    assert set(results) == {"frame_deblurred.png", "sub1/frame_deblurred.png", "sub2/frame_deblurred.png"}
-    assert len(set(results.values())) == 3  # three different frames, three different results
+    images = {"frame_deblurred.png", "sub1/frame_deblurred.png", "sub2/frame_deblurred.png"}
+    assert set(results) == images | {"frames.csv"}
+    assert len({results[name] for name in images}) == 3  # three different frames, three different results
+    assert len((out / "frames.csv").read_text().splitlines()) == 4  # a header and a row per frame
     capsys.readouterr()
     assert _enhance(student_weights, str(inputs), "--out", str(out)) == 2  # again: refused, nothing replaced
     assert "--overwrite" in capsys.readouterr().err and _checksums(out) == results
@@ -100,7 +102,7 @@ def test_oversized_and_unreadable_files_are_skipped_and_the_rest_processed(tmp_p
     _png_declaring(inputs / "huge.png", 20000, 20000)
     (inputs / "broken.png").write_bytes(b"not an image at all")
     assert _enhance(student_weights, str(inputs), "--out", str(out)) == 1
-    assert set(_checksums(out)) == {"good_deblurred.png"}
+    assert set(_checksums(out)) == {"good_deblurred.png", "frames.csv"}
     err = capsys.readouterr().err
     assert "huge.png: declares over" in err and "broken.png: cannot be read" in err  # refused before decoding
     assert "2 of 3 inputs skipped" in err
