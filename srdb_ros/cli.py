@@ -13,6 +13,15 @@ import threading
 TASK_CHOICES = ("deblur", "sr", "both")
 
 
+def _device(text: str) -> str:
+    """argparse type of --device: auto, cpu, cuda or cuda:N."""
+    from .inference.backends import is_device
+
+    if not is_device(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def _options(cls, args):
     """An options dataclass filled from the parsed arguments of the same names."""
     import dataclasses
@@ -378,7 +387,7 @@ def _bench(sub) -> None:
     _model_options(p)
     p.add_argument("--task", choices=(*TASK_CHOICES, "all"), default="all")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt", "all"), default="all")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp16", help="CUDA precision (torch)")
     p.add_argument(
         "--sizes",
@@ -537,7 +546,7 @@ def _enhance(sub) -> None:
     p.add_argument("--task", choices=TASK_CHOICES, default="deblur")
     p.add_argument("--model", default=None, help="a .safetensors file (default: the bundled trained student)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "torch", "tensorrt"), default="auto")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--side-by-side", action="store_true", help="also write input | output panels")
     p.add_argument("--max-side", type=int, default=0, help="downscale inputs to this longer side first (0 = keep)")
     p.add_argument(

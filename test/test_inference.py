@@ -283,11 +283,12 @@ def test_tensorrt_missing_is_reported():
 
 
 def test_engine_sidecar_mismatch_is_detected(tmp_path, monkeypatch):
+    from srdb_ros.core.files import file_digest
     from srdb_ros.export import tensorrt_build
 
     engine = tmp_path / "e.engine"
     engine.write_bytes(b"x")
-    digest = tensorrt_build.file_digest(engine)
+    digest = file_digest(engine)
     info = tensorrt_build.EngineInfo("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6", "abc", "deblur", "fp16", {}, "t")
     info.save(engine)
     monkeypatch.setattr(tensorrt_build, "current_platform", lambda: ("10.0.1", "NVIDIA RTX A4500 Embedded", "8.6"))

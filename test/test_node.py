@@ -254,13 +254,15 @@ def test_missing_weights_stop_the_node_with_one_clear_line(tmp_path):
         (["-p", "precision:=fp64"], "precision must be one of"),
         (["-p", "eo.taks:=sr"], "unknown parameter 'eo.taks'; did you mean eo.task?"),
         (["-p", "device:=cuda", "-p", "backend:=torch"], "no CUDA GPU"),
+        (["-p", "device:=cuda:1", "-p", "backend:=torch"], "device cuda:1: torch sees no CUDA GPU"),
+        (["-p", "device:=gpu0"], "device: 'gpu0' is not one of auto, cpu, cuda or cuda:N"),
     ],
 )
 @pytest.mark.slow
 def test_invalid_start_values_end_the_node_with_one_line_and_exit_2(tmp_path, args, says):
     import torch
 
-    if "device:=cuda" in args and torch.cuda.is_available():
+    if any(a.startswith("device:=cuda") for a in args) and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     proc = start_node(ros_args=args, log_path=tmp_path / "log")
     try:

@@ -114,6 +114,8 @@ def test_managed_node_waits_unconfigured_without_topics(probe):
     assert probe.lifecycle.state() == "unconfigured"
     assert probe.wait_for(lambda: _status(probe) is not None, timeout=10)
     assert _status(probe).message.startswith("unconfigured")
+    node = [s for a in probe.messages("/diagnostics") for s in a.status if s.name == f"{NS}/enhance_node: node"]
+    assert node and node[-1].level == bytes([0]) and _values(node[-1])["state"] == "unconfigured"
     assert probe.node.count_publishers(BEST_EFFORT_OUTPUT) == 0
     assert probe.pubs["eo"].get_subscription_count() == 0
 
@@ -211,5 +213,15 @@ def test_failed_configure_is_a_failure_transition_not_a_crash(probe, tmp_path):
         assert lifecycle.state() == "unconfigured"
         assert proc.poll() is None
         assert "configure failed" in log.read_text()
+
+        def node_status():  # the node's own status: ERROR with the reason until a configure succeeds
+            found = [
+                s for a in probe.messages("/diagnostics") for s in a.status if s.name == "/broken/enhance_node: node"
+            ]
+            return found[-1] if found else None
+
+        assert probe.wait_for(lambda: node_status() is not None, timeout=15)
+        assert node_status().level == bytes([2]) and "missing.safetensors" in node_status().message
+        assert _values(node_status())["state"] == "unconfigured"
     finally:
         stop_process(proc)

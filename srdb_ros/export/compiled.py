@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from ..core.contract import PAD_MULTIPLE, TASKS, parse_size
-from ..core.files import atomic_output
+from ..core.files import atomic_output, file_digest
 from ..models import load_model_or_config
-from .onnx_export import TaskGraph, file_digest
+from .onnx_export import TaskGraph
 
 LOG = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 from ..core.contract import BLUR_OUTPUT, INPUT_NAME, PAD_MULTIPLE, TASKS, full_scale, output_tasks, task_outputs
-from ..core.files import atomic_output
+from ..core.files import atomic_output, file_digest
 from ..models import SRDeblurNet, load_model_or_config
 
 LOG = logging.getLogger(__name__)
@@ -138,14 +137,6 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "srdb_ros"
     )
     return Path(root)
-
-
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = None) -> Path:

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..core.contract import INPUT_NAME
-from ..core.files import atomic_output
-from .onnx_export import file_digest, onnx_task
+from ..core.files import atomic_output, file_digest
+from .onnx_export import onnx_task
 
 LOG = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,34 @@ LOG = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+DEVICE = r"auto|cpu|cuda|cuda:[0-9]+"  # the device names every backend takes
+
+
+def is_device(name: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    return re.fullmatch(DEVICE, name) is not None
+
+
+def cuda_index(device: str) -> int | None:
+    """N of ``cuda:N`` (None for ``cuda``: the current GPU)."""
+    return int(device[5:]) if device.startswith("cuda:") else None
+
+
+def _check_cuda(device: str) -> None:
+    """A clear error for ``cuda``/``cuda:N`` when torch sees no such GPU."""
+    if not device.startswith("cuda"):
+        return
+    if not _cuda_available():
+        raise BackendError(f"device {device}: torch sees no CUDA GPU; use device auto to fall back to the CPU")
+    index = cuda_index(device)
+    if index is not None:
+        import torch
+
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise BackendError(f"device {device}: this machine has {count} GPU(s), numbered from 0")
 
 
 class BackendError(RuntimeError):
@@ -102,8 +131,7 @@ class TorchBackend(Backend):
             raise BackendError(f"precision must be one of {PRECISIONS}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendError("device 'cuda' requested, but torch sees no CUDA GPU; use device 'cpu'")
+        _check_cuda(device)
         model = model_or_path if isinstance(model_or_path, SRDeblurNet) else load_model(model_or_path)
         self.device = torch.device(device)
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
@@ -273,21 +301,32 @@ class OnnxRuntimeBackend(Backend):
         self.files = files
         self._ort = ort
         available = ort.get_available_providers()
-        wanted = self.PREFERENCE if device in ("auto", "cuda") else ("CPUExecutionProvider",)
-        self.providers = [p for p in wanted if p in available]
-        if device == "cuda" and self.providers == ["CPUExecutionProvider"]:
+        wanted = self.PREFERENCE if device == "auto" or device.startswith("cuda") else ("CPUExecutionProvider",)
+        index = cuda_index(device)
+        self.providers = [
+            (p, {"device_id": index}) if index is not None and p != "CPUExecutionProvider" else p
+            for p in wanted
+            if p in available
+        ]
+        if device.startswith("cuda") and self.providers == ["CPUExecutionProvider"]:
             raise BackendError(
                 "device 'cuda' requested, but this onnxruntime has no CUDA/TensorRT provider "
                 "(pip install onnxruntime-gpu)"
             )
-        self.memory_device = "cpu" if self.providers[0] == "CPUExecutionProvider" else "cuda"
+        self.memory_device = "cpu" if self.provider == "CPUExecutionProvider" else "cuda"
         self.options = ort.SessionOptions()
         if threads:
             self.options.intra_op_num_threads = threads
         self.sessions: dict[str, object] = {}
 
     def describe(self) -> str:
-        return f"onnxruntime ({self.providers[0]})"
+        return f"onnxruntime ({self.provider})"
+
+    @property
+    def provider(self) -> str:
+        """The preferred execution provider's name."""
+        first = self.providers[0]
+        return first[0] if isinstance(first, tuple) else first
 
     @property
     def estimates_blur(self) -> bool:
@@ -339,7 +378,9 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     memory_device = "cuda"
 
-    def __init__(self, files: ModelFiles, rebuild: bool = True, force_rebuild: bool = False) -> None:
+    def __init__(
+        self, files: ModelFiles, rebuild: bool = True, force_rebuild: bool = False, device: str = "cuda"
+    ) -> None:
         try:
             import tensorrt as trt
         except ImportError as exc:
@@ -357,6 +398,9 @@ class TensorRTBackend(Backend):
         self._torch = torch
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
+        _check_cuda(device)
+        if cuda_index(device) is not None:  # engines, buffers and the stream on GPU N
+            torch.cuda.set_device(cuda_index(device))
         self.stream = torch.cuda.Stream()
         self.contexts: dict[str, tuple[object, object]] = {}
 
@@ -460,10 +504,12 @@ def create_backend(
 
     if kind not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, got {kind!r}")
-    if device == "cuda" and not _cuda_available():
-        raise BackendError("device is cuda but torch sees no CUDA GPU; use device auto to fall back to the CPU")
+    if not is_device(device):
+        raise BackendError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    _check_cuda(device)
+    gpu = "cuda" if device == "auto" else device
     if kind == "tensorrt":
-        return TensorRTBackend(files, force_rebuild=force_engine_update)
+        return TensorRTBackend(files, force_rebuild=force_engine_update, device=gpu)
     if kind == "onnxruntime":
         return OnnxRuntimeBackend(files, device)
     if kind == "torch":
@@ -471,11 +517,11 @@ def create_backend(
     reasons = []
     candidates = []
     if files.engine and device != "cpu":
-        candidates.append(("tensorrt", lambda: TensorRTBackend(files, force_rebuild=force_engine_update)))
+        candidates.append(("tensorrt", lambda: TensorRTBackend(files, force_rebuild=force_engine_update, device=gpu)))
     else:
         reasons.append("tensorrt: no engine path given" if device != "cpu" else "tensorrt: device is cpu")
     if device != "cpu" and _cuda_available():
-        candidates.append(("torch-cuda", lambda: torch_backend("cuda", precision)))
+        candidates.append(("torch-cuda", lambda: torch_backend(gpu, precision)))
     elif device != "cpu":
         reasons.append("torch-cuda: torch sees no CUDA GPU")
     if files.onnx or files.weights:

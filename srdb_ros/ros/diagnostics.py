@@ -193,3 +193,24 @@ def camera_status(
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values],
     )
+
+
+def node_status(
+    node_name: str, hardware_id: str, state: str, backend: str, device: str, model: str, configure_error: str = ""
+):
+    """The node's own DiagnosticStatus (``<node>: node``), present whatever the cameras: lifecycle state, backend,
+    device, model file and hash; ERROR with the reason after a failed configure, until one succeeds."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    if configure_error:
+        level, message = ERROR, clip_text(f"configure failed: {configure_error}")
+    else:
+        level, message = OK, state
+    values = [("state", state), ("backend", backend), ("device", device), ("model", clip_text(model))]
+    return DiagnosticStatus(
+        level=bytes([level]),
+        name=f"{node_name}: node",
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values],
+    )

@@ -31,6 +31,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..core.contract import CAMERAS, OUTPUT_NAMES, blur_topic, input_topic, output_tasks, output_topic
+from ..core.files import file_digest
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..inference.memory import budget_bytes, max_pixels_for
 from ..models import WeightFileError
@@ -43,9 +44,17 @@ from .conversions import (
     image_msg_to_array,
     scale_camera_info,
 )
-from .diagnostics import CameraStats, camera_status, clip_text
+from .diagnostics import CameraStats, camera_status, clip_text, node_status
 from .logging_bridge import route_library_logging
-from .params import ParameterError, check_overrides, command_line_values, declare_all, usage, validate
+from .params import (
+    ParameterError,
+    check_overrides,
+    check_params_files,
+    command_line_values,
+    declare_all,
+    usage,
+    validate,
+)
 
 WORKER_JOIN_S = 10.0  # how long stopping waits for the frame in flight before abandoning it
 LOG_THROTTLE_S = 2.0
@@ -70,6 +79,8 @@ class EnhanceNode(LifecycleNode):
         self._memory_budget = 0  # bytes one frame may take (set at configure)
         self._active_since = 0.0
         self._start_error: Exception | None = None
+        self._configure_error = ""  # why the last configure failed, until one succeeds (node status ERROR)
+        self._model = "-"  # the model file and its hash, once configured
         self._worker: threading.Thread | None = None
         self._abandoned: list[threading.Thread] = []  # workers still inside the backend when they were stopped
         self._changing: set[str] = set()  # parameters an accepted set changes the value of (for the post-set hook)
@@ -90,16 +101,18 @@ class EnhanceNode(LifecycleNode):
             backend = self._make_backend()
             self.enhancer = Enhancer(backend, self._agc(), self._p("tile_size"), self._p("tile_overlap"))
             self.backend_name = backend.describe()
+            self._model = _model_description(self._p("weights_path") or str(bundled_model()))
             self._memory_budget = budget_bytes(backend.memory_device, self._p("memory_budget_mb"))
             for name in CAMERAS:
                 if self._p(f"{name}.enabled"):
                     backend.warmup(self._p(f"{name}.task"))
         except Exception as exc:  # noqa: BLE001 - a failed configure is a FAILURE transition, not a crash
-            self._start_error = exc
+            self._start_error, self._configure_error = exc, _one_line(exc, 300)
             if self._p("managed"):  # an auto-started node ends with this line as its exit message instead
                 self.get_logger().error(f"configure failed: {_one_line(exc)}")
             self._free_backend()
             return TransitionCallbackReturn.FAILURE
+        self._configure_error = ""
         with self._io_lock:
             for name in CAMERAS:
                 if self._p(f"{name}.enabled"):
@@ -448,6 +461,17 @@ class EnhanceNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status.append(
+            node_status(
+                self.get_fully_qualified_name(),
+                self._p("hardware_id"),
+                self._state,
+                self.backend_name,
+                self._p("device"),
+                self._model,
+                self._configure_error,
+            )
+        )
         for name in CAMERAS:
             if not self._p(f"{name}.enabled"):
                 continue
@@ -475,6 +499,14 @@ class EnhanceNode(LifecycleNode):
         super().destroy_node()
 
 
+def _model_description(path: str) -> str:
+    """``<file> (sha256 <first 16 hex digits>)`` of the model file, for the node status."""
+    try:
+        return f"{path} (sha256 {file_digest(path)[:16]})"
+    except OSError:
+        return path
+
+
 def _one_line(exc: BaseException, limit: int = 500) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -488,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     try:
+        check_params_files(argv)
         check_overrides(command_line_values(argv))
     except ParameterError as exc:
         print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)

@@ -7,16 +7,16 @@ are up to date.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.contract import TASKS, TRANSPORTS
 from ..core.image_codec import ENCODINGS
-from ..inference.backends import BACKENDS, PRECISIONS
+from ..inference.backends import BACKENDS, DEVICE, PRECISIONS
 from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 
-DEVICES = ("auto", "cpu", "cuda")
 # the largest pass-through threshold at which `srdb score --suite deblur` passes no frame that deblurring improves
 # by more than 0.1 dB (docs/node.md, "Blur estimate and sharp frames")
 MIN_BLUR_PX = 0.0
@@ -32,6 +32,7 @@ class ParamSpec:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    pattern: str | None = None  # a regular expression the whole (string) value must match
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable (None when it is)."""
@@ -39,6 +40,8 @@ class ParamSpec:
             return f"{self.name} must be a {type(self.default).__name__}, got {type(value).__name__}"
         if self.choices is not None and value not in self.choices:
             return f"{self.name} must be one of {list(self.choices)}, got {value!r}"
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            return f"{self.name}: {value!r} is not one of {self.description.split(';')[0]}"
         if self.minimum is not None and value < self.minimum:
             return f"{self.name} must be >= {self.minimum}, got {value!r}"
         if self.maximum is not None and value > self.maximum:
@@ -76,7 +79,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "the size compiled for (loads in under a second); empty = none",
         True,
     ),
-    ParamSpec("device", "auto", "auto, cpu or cuda", True, DEVICES),
+    ParamSpec(
+        "device",
+        "auto",
+        "auto, cpu, cuda or cuda:N; cuda is the current GPU, cuda:N GPU number N",
+        True,
+        pattern=DEVICE,
+    ),
     ParamSpec("precision", "fp16", "fp32, fp16 or bf16 on CUDA (CPU always runs fp32)", True, PRECISIONS),
     ParamSpec(
         "managed",
@@ -216,6 +225,9 @@ ROS_OWN = ("use_sim_time", "start_type_description_service")  # declared by rclp
 ROS_OWN_PREFIXES = ("qos_overrides.",)
 
 
+TYPO_SIMILARITY = 0.8  # difflib ratio from which an unknown name counts as a typo of one of ours ("eo.taks")
+
+
 class ParameterError(ValueError):
     """A parameter given to the node at start is unknown, of the wrong type or out of range."""
 
@@ -237,22 +249,48 @@ def descriptor(spec: ParamSpec):
     return d
 
 
-def check_overrides(overrides: dict[str, Any]) -> None:
-    """Reject start-up values (``-p``, parameter files) that name no parameter or have the wrong type, with the
-    closest known name; rclpy alone would ignore them silently."""
+def check_overrides(overrides: dict[str, Any]) -> list[str]:
+    """Check start-up values (``-p``, parameter files): a value of the wrong type or range, or a name that is a
+    near miss of one of ours (a typo: the error names the close parameter), is refused. Names unlike any of ours
+    are other nodes' (a shared ``/**`` parameter file): returned, for one warning, and ignored as rclpy and
+    rclcpp nodes ignore undeclared overrides."""
     import difflib
 
+    foreign = []
     for name, value in overrides.items():
         if name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
             continue
         spec = SPECS.get(name)
         if spec is None:
-            close = difflib.get_close_matches(name, SPECS, n=1)
-            hint = f"; did you mean {close[0]}?" if close else "; `enhance_node --help` lists them"
-            raise ParameterError(f"unknown parameter {name!r}{hint}")
+            close = difflib.get_close_matches(name, SPECS, n=1, cutoff=TYPO_SIMILARITY)
+            if close:
+                raise ParameterError(f"unknown parameter {name!r}; did you mean {close[0]}?")
+            foreign.append(name)
+            continue
         reason = spec.check(value)
         if reason:
             raise ParameterError(reason)
+    return foreign
+
+
+def check_params_files(argv: list[str]) -> None:
+    """Every ``--params-file`` of a ROS command line exists and is a YAML mapping (rcl would end in a traceback)."""
+    import yaml
+
+    for flag, item in zip(argv, argv[1:]):
+        if flag != "--params-file":
+            continue
+        try:
+            with open(item) as f:
+                content = yaml.safe_load(f)
+        except OSError as exc:
+            raise ParameterError(f"parameter file {item}: {exc.strerror.lower()}") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise ParameterError(f"parameter file {item}: not valid YAML{at}") from None
+        if not isinstance(content, dict):
+            raise ParameterError(f"parameter file {item}: expected '<node name or /**>: ros__parameters: ...'")
 
 
 def command_line_values(argv: list[str]) -> dict[str, Any]:
@@ -275,7 +313,12 @@ def declare_all(node) -> None:
     """Validate the node's start-up values by the runtime rules, then declare every parameter with its
     descriptor. Raises :class:`ParameterError` (one line) for anything invalid."""
     overrides = {name: p.value for name, p in getattr(node, "_parameter_overrides", {}).items()}
-    check_overrides(overrides)
+    foreign = check_overrides(overrides)
+    if foreign:
+        node.get_logger().warning(
+            f"ignoring {len(foreign)} parameter(s) this node does not have (meant for other nodes?): "
+            + ", ".join(sorted(foreign)[:20])
+        )
     start = {spec.name: overrides.get(spec.name, spec.default) for spec in PARAMS}
     reason = validate(start, lambda name: start[name])
     if reason:
@@ -292,6 +335,7 @@ TOPICS = (  # <cam> is eo or ir
     ("<cam>/deblurred/camera_info", "out", "sensor_msgs/CameraInfo of the input, same stamp"),
     ("<cam>/super_resolved/image_raw", "out", "sensor_msgs/Image, x4 (task sr or both)"),
     ("<cam>/super_resolved/camera_info", "out", "sensor_msgs/CameraInfo scaled x4, same stamp"),
+    ("<cam>/blur", "out", "geometry_msgs/Vector3Stamped: the frame's blur (x, y: axis x length; z: length, px)"),
     ("/diagnostics", "out", "diagnostic_msgs/DiagnosticArray"),
 )
 
@@ -347,6 +391,8 @@ def json_schema() -> dict:
         entry = {"type": _JSON_TYPES[type(spec.default)], "default": spec.default, "description": spec.description}
         if spec.choices:
             entry["enum"] = list(spec.choices)
+        if spec.pattern:
+            entry["pattern"] = f"^(?:{spec.pattern})$"
         if spec.minimum is not None:
             entry["minimum"] = spec.minimum
         if spec.maximum is not None:
