@@ -117,3 +117,40 @@ def test_measured_peak_memory_stays_within_the_documented_table():
     _, per_pixel = measure("sr", 320, 240)
     assert 0 < per_pixel <= PEAK_BYTES_PER_PIXEL["cpu"]["sr"], per_pixel
     assert max_pixels_for("sr", "cpu", 10**9, tile_size=256) > max_pixels_for("sr", "cpu", 10**9)  # tiling helps
+
+
+def test_an_unwritable_cache_falls_back_to_a_temporary_folder_with_one_warning(
+    tmp_path, student_weights, capture_logger, monkeypatch
+):
+    from srdb_ros.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "_FALLBACK_CACHE", None)
+    log = capture_logger("srdb_ros.export.onnx_export")
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file in the cache's place")
+    first = onnx_export.ensure_onnx(student_weights, "deblur", blocked / "onnx")
+    second = onnx_export.ensure_onnx(student_weights, "sr", blocked / "onnx")
+    assert first.is_file() and second.parent == first.parent != blocked / "onnx"
+    warnings = [r.getMessage() for r in log.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "cannot be used" in warnings[0]
+    assert blocked.read_text() == "a file in the cache's place"
+
+
+def test_a_graph_shipped_beside_its_weights_needs_no_cache(tmp_path, student_weights, capture_logger):
+    import shutil
+
+    from srdb_ros.core.files import file_digest
+    from srdb_ros.export.onnx_export import ensure_onnx, export_onnx, shipped_onnx
+    from srdb_ros.models import load_model
+
+    weights = tmp_path / "ship" / "model.safetensors"
+    weights.parent.mkdir()
+    shutil.copy(student_weights, weights)
+    shipped = shipped_onnx(weights, "deblur")
+    export_onnx(load_model(weights), "deblur", shipped, check=False, weights_sha256=file_digest(weights))
+    log = capture_logger("srdb_ros.export.onnx_export")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    assert ensure_onnx(weights, "deblur", blocked / "onnx") == shipped and not log.text  # no export, no warning
+    export_onnx(load_model(weights), "sr", shipped_onnx(weights, "sr"), check=False, weights_sha256="0" * 64)
+    assert ensure_onnx(weights, "sr", tmp_path / "cache") != shipped_onnx(weights, "sr")  # another model's graph

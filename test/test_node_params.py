@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -10,6 +11,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 from ros_probe import RosProbe, stop_process  # noqa: E402
 
+from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
 from srdb_ros.ros.launcher import start_node  # noqa: E402
 
 
@@ -91,6 +93,28 @@ def test_the_node_status_is_on_diagnostics_with_both_cameras_disabled(tmp_path, 
         assert str(student_weights) in values["model"] and "sha256" in values["model"]
         cameras = [s for a in probe.messages("/diagnostics") for s in a.status if not s.name.endswith(": node")]
         assert not cameras  # disabled cameras report nothing; the node still does
+    finally:
+        probe.close()
+        stop_process(proc)
+
+
+def test_an_unwritable_cache_warns_once_and_the_onnx_node_runs(tmp_path, student_weights):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache would go")
+    proc = _start(tmp_path, student_weights, "-p", "backend:=onnxruntime", "-p", f"cache_dir:={blocked}")
+    probe = RosProbe("srdb_cache_probe")
+    try:
+        assert probe.wait_for_node(120), (tmp_path / "node.log").read_text()
+        frame = array_to_image_msg(np.zeros((16, 24, 3), np.uint8), "rgb8")
+        frame.header.stamp.sec = 5
+        assert probe.wait_for(
+            lambda: any(m.header.stamp.sec == 5 for m in probe.messages("eo/deblurred/image_raw")),
+            republish=lambda: probe.pubs["eo"].publish(frame),
+            timeout=60,
+        )
+        log = (tmp_path / "node.log").read_text()
+        assert len([line for line in log.splitlines() if "cannot be used" in line]) == 1, log
+        assert blocked.read_text() == "a file where the cache would go"
     finally:
         probe.close()
         stop_process(proc)

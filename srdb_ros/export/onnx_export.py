@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ def export_onnx(
     sample_size: tuple[int, int] = (64, 96),
     check: bool = True,
     fp16: bool = False,
+    weights_sha256: str = "",
 ) -> ExportResult:
     """Export ``model`` (converted to deploy form) for ``task`` with dynamic height/width.
 
@@ -94,6 +96,8 @@ def export_onnx(
             "upscale": str(model.upscale),
             "precision": "fp16" if fp16 else "fp32",
         }
+        if weights_sha256:  # the weights file it was exported from (a graph shipped beside them is used as is)
+            meta["weights_sha256"] = weights_sha256
         onnx.helper.set_model_props(proto, meta)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
@@ -124,12 +128,20 @@ def check_parity(
     return diff
 
 
-def onnx_task(path: str | Path) -> str | None:
-    """The task recorded in an exported graph's metadata (None if absent)."""
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """An exported graph's metadata (task, srdb_config, weights_sha256, ...); empty for an unreadable file."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in proto.metadata_props}.get("task")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - onnx raises its own types for damaged files
+        return {}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def onnx_task(path: str | Path) -> str | None:
+    """The task recorded in an exported graph's metadata (None if absent)."""
+    return onnx_metadata(path).get("task")
 
 
 def cache_dir() -> Path:
@@ -139,12 +151,50 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def shipped_onnx(weights: str | Path, task: str) -> Path:
+    """Where a graph exported for ``weights`` is looked for beside it: ``<stem>_<task>.onnx``."""
+    weights = Path(weights)
+    return weights.with_name(f"{weights.stem}_{task}.onnx")
+
+
+def _writable_cache(directory: Path) -> Path:
+    """``directory`` if it can be made and written; else a temporary folder of this process, with one warning
+    (read-only homes and containers: the node runs anyway)."""
+    global _FALLBACK_CACHE
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if os.access(directory, os.W_OK):
+            return directory
+        reason = "not writable"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    if _FALLBACK_CACHE is None:
+        _FALLBACK_CACHE = Path(tempfile.mkdtemp(prefix="srdb_onnx_"))
+        LOG.warning(
+            "ONNX cache %s cannot be used (%s); exporting into %s for this run (set cache_dir or SRDB_CACHE_DIR to "
+            "a writable folder, or ship <weights>_<task>.onnx beside the weights)",
+            directory,
+            reason,
+            _FALLBACK_CACHE,
+        )
+    return _FALLBACK_CACHE
+
+
+_FALLBACK_CACHE: Path | None = None
+
+
 def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = None) -> Path:
-    """ONNX for ``weights``/``task``, exported once into the cache (keyed by the weights' hash). Each entry has a
-    ``.sha256`` sidecar written after it; an entry that does not match its sidecar (damaged, or cut short by a
-    crash) is exported again, so a bad cache never becomes a permanent start failure."""
-    digest = file_digest(weights)[:16]
-    path = Path(directory or cache_dir() / "onnx") / f"{Path(weights).stem}-{digest}-{task}.onnx"
+    """ONNX for ``weights``/``task``: one shipped beside the weights (``<stem>_<task>.onnx``, exported from these
+    very weights), else exported once into the cache (keyed by the weights' hash; a temporary folder when the
+    cache cannot be written). Each cache entry has a ``.sha256`` sidecar written after it; an entry that does not
+    match its sidecar (damaged, or cut short by a crash) is exported again, so a bad cache never becomes a
+    permanent start failure."""
+    full_digest = file_digest(weights)
+    shipped = shipped_onnx(weights, task)
+    if shipped.is_file() and onnx_metadata(shipped).get("weights_sha256") == full_digest:
+        return shipped
+    digest = full_digest[:16]
+    path = _writable_cache(Path(directory or cache_dir() / "onnx")) / f"{Path(weights).stem}-{digest}-{task}.onnx"
     checksum = path.with_name(path.name + ".sha256")
     if path.is_file():
         recorded = checksum.read_text().strip() if checksum.is_file() else None
@@ -153,7 +203,7 @@ def ensure_onnx(weights: str | Path, task: str, directory: str | Path | None = N
         why = "does not match its checksum (damaged or incomplete)" if recorded else "has no checksum record"
         LOG.warning("cached %s %s; exporting it again", path, why)
     LOG.info("exporting %s (%s) to %s", weights, task, path)
-    export_onnx(load_model_or_config(weights), task, path, check=False)
+    export_onnx(load_model_or_config(weights), task, path, check=False, weights_sha256=full_digest)
     with atomic_output(checksum) as tmp:
         tmp.write_text(file_digest(path) + "\n")
     return path
@@ -171,7 +221,8 @@ class ExportOptions:
 def export_command(opts: ExportOptions) -> int:
     """``srdb export``."""
     model = load_model_or_config(opts.model, opts.random_init)
-    result = export_onnx(model, opts.task, opts.output, fp16=opts.fp16)
+    source = file_digest(opts.model) if opts.model and not opts.random_init else ""
+    result = export_onnx(model, opts.task, opts.output, fp16=opts.fp16, weights_sha256=source)
     print(
         f"wrote {result.path} (task {result.task}, opset {OPSET}, inputs '{INPUT_NAME}' 1x3xHxW, "
         f"outputs {task_outputs(result.task, blur=model.blur_head is not None)})"

@@ -67,6 +67,11 @@ class ModelFiles:
     onnx: str = ""
     engine: str = ""
     compiled: str = ""  # AOTInductor package(s) from `srdb compile`, for the PyTorch backend
+    cache_dir: str = ""  # where graphs exported from ``weights`` are kept (default: $SRDB_CACHE_DIR or ~/.cache)
+
+    @property
+    def onnx_cache(self) -> Path | None:
+        return Path(self.cache_dir) / "onnx" if self.cache_dir else None
 
     def for_task(self, template: str, task: str) -> Path:
         return Path(template.format(task=task))
@@ -357,7 +362,7 @@ class OnnxRuntimeBackend(Backend):
                 )
             return path
         if self.files.weights:
-            return ensure_onnx(self.files.weights, task)
+            return ensure_onnx(self.files.weights, task, self.files.onnx_cache)
         raise BackendError("onnxruntime backend needs an ONNX path or a weights file to export from")
 
     def infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
@@ -419,7 +424,7 @@ class TensorRTBackend(Backend):
         path = self.files.for_task(self.files.engine, task)
         onnx_path = self.files.for_task(self.files.onnx, task) if self.files.onnx else None
         if onnx_path is None and self.files.weights:
-            onnx_path = ensure_onnx(self.files.weights, task)
+            onnx_path = ensure_onnx(self.files.weights, task, self.files.onnx_cache)
         reason = "rebuild forced" if self.force_rebuild else None
         if reason is None:
             if not path.is_file():

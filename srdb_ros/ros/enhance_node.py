@@ -327,6 +327,7 @@ class EnhanceNode(LifecycleNode):
             onnx=self._p("onnx_path"),
             engine=self._p("engine_path"),
             compiled=self._p("compiled_path"),
+            cache_dir=self._p("cache_dir"),
         )
         return create_backend(
             self._p("backend"), files, self._p("device"), self._p("precision"), self._p("force_engine_update")

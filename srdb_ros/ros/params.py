@@ -73,6 +73,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("force_engine_update", False, "Rebuild TensorRT engines at start even if they match", True),
     ParamSpec(
+        "cache_dir",
+        "",
+        "Where ONNX graphs exported from weights_path are kept; empty = $SRDB_CACHE_DIR, else ~/.cache/srdb_ros. "
+        "Unwritable: a temporary folder (one warning); a <weights>_<task>.onnx beside the weights needs none",
+        True,
+    ),
+    ParamSpec(
         "compiled_path",
         "",
         "AOTInductor package(s) from `srdb compile` for the torch backend, may contain {task}; used for frames of "

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from ..core.contract import SCALE
+from ..core.files import file_digest
 from ..data.blur import synthesizer_for
 from ..data.datasets import (
     GoProDataset,
@@ -319,7 +320,9 @@ def stage_export(ctx: Context, section) -> dict:
     weights = save_model(student, out / "srdb_student.safetensors")
     info: dict = {"weights": str(weights), "onnx": {}, "engines": {}}
     for task in section.tasks:
-        result = export_onnx(copy.deepcopy(student), task, out / f"srdb_student_{task}.onnx")
+        result = export_onnx(
+            copy.deepcopy(student), task, out / f"srdb_student_{task}.onnx", weights_sha256=file_digest(weights)
+        )
         info["onnx"][task] = {"path": str(result.path), "max_abs_diff": result.max_abs_diff}
         if section.tensorrt:
             try:
