@@ -90,6 +90,7 @@ def test_camera_info_is_scaled_with_super_resolution(probe):
     info.width, info.height = 20, 12
     info.k = [50.0, 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
     info.p = [50.0, 0.0, 10.0, -5.0, 0.0, 52.0, 6.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.stamp.sec, info.header.stamp.nanosec = 200, 1234  # a camera stamps its info like its frame
     frame = _frame("mono8", 12, 20, 3, 200, "ir_optical")
     ok = probe.wait_for(
         lambda: any(m.header.stamp.sec == 200 for m in probe.messages("ir/super_resolved/camera_info")),
@@ -102,6 +103,53 @@ def test_camera_info_is_scaled_with_super_resolution(probe):
     assert list(out.p)[:4] == pytest.approx([200.0, 0.0, 41.5, -20.0])
 
 
+def test_camera_info_is_paired_by_stamp_not_newest(probe):
+    """Each frame gets the camera_info of its own stamp; one of another stamp is not copied onto it."""
+    from sensor_msgs.msg import CameraInfo
+
+    def info(stamp: int, fx: float):
+        msg = CameraInfo()
+        msg.width, msg.height = 20, 12
+        msg.k = [fx, 0.0, 10.0, 0.0, fx, 6.0, 0.0, 0.0, 1.0]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp, 1234
+        return msg
+
+    own, newer = info(230, 50.0), info(231, 99.0)  # the newer info belongs to the next frame
+    frame = _frame("mono8", 12, 20, 3, 230, "ir_optical")
+    assert probe.wait_for(
+        lambda: 230 in _stamps(probe.messages("ir/super_resolved/camera_info")),
+        republish=lambda: (
+            probe.pubs["ir_info"].publish(own),
+            probe.pubs["ir_info"].publish(newer),
+            probe.pubs["ir"].publish(frame),
+        ),
+    )
+    out = next(m for m in probe.messages("ir/super_resolved/camera_info") if m.header.stamp.sec == 230)
+    assert out.k[0] == pytest.approx(200.0)  # 4 x 50: its own info, not the newest (99)
+    lonely = _frame("mono8", 12, 20, 3, 240, "ir_optical")  # no info of its stamp
+    assert probe.wait_for(
+        lambda: 240 in _stamps(probe.messages("ir/super_resolved/image_raw")),
+        republish=lambda: probe.pubs["ir"].publish(lonely),
+    )
+    time.sleep(0.5)
+    assert 240 not in _stamps(probe.messages("ir/super_resolved/camera_info"))
+    assert probe.wait_for(lambda: int(_values(probe, "ir").get("camera_info unmatched", "0")) >= 1, timeout=5)
+    assert probe.set_parameter("camera_info_tolerance", 10.0).successful  # within 10 s: paired with the nearest
+    try:
+        later = _frame("mono8", 12, 20, 3, 241, "ir_optical")
+        assert probe.wait_for(
+            lambda: 241 in _stamps(probe.messages("ir/super_resolved/camera_info")),
+            republish=lambda: (probe.pubs["ir_info"].publish(newer), probe.pubs["ir"].publish(later)),
+        )
+    finally:
+        probe.set_parameter("camera_info_tolerance", 0.0)
+
+
+def _values(probe, camera: str) -> dict:
+    status = _camera_status(probe, camera)
+    return {kv.key: kv.value for kv in status.values} if status is not None else {}
+
+
 def test_mismatched_or_broken_camera_info_is_counted_not_propagated(probe):
     from sensor_msgs.msg import CameraInfo
 
@@ -112,6 +160,7 @@ def test_mismatched_or_broken_camera_info_is_counted_not_propagated(probe):
     not_finite.width, not_finite.height = 20, 12
     not_finite.k = [float("nan"), 0.0, 10.0, 0.0, 52.0, 6.0, 0.0, 0.0, 1.0]
     for stamp, info in ((210, wrong_size), (220, not_finite)):
+        info.header.stamp.sec, info.header.stamp.nanosec = stamp, 1234
         probe.clear()
         frame = _frame("mono8", 12, 20, 3, stamp, "ir_optical")
         assert probe.wait_for(
@@ -483,6 +532,7 @@ def test_output_camera_info_is_the_image_topics_sibling(probe):
     info.width, info.height = 32, 24
     info.k = [40.0, 0.0, 16.0, 0.0, 41.0, 12.0, 0.0, 0.0, 1.0]
     info.p = [40.0, 0.0, 16.0, 0.0, 0.0, 41.0, 12.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.header.stamp.sec, info.header.stamp.nanosec = 800, 1234
     assert probe.set_parameter("eo.task", "both").successful
     try:
         frame = _frame("rgb8", 24, 32, 13, 800, "eo_optical")

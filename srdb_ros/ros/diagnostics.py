@@ -34,6 +34,7 @@ class CameraStats:
     last_mismatch_at: float = -1e18
     idle: int = 0  # frames received while no one subscribed to the outputs (not converted, not inferred)
     passed_sharp: int = 0  # frames below min_blur_px, published unchanged on the deblurred topic
+    info_unmatched: int = 0  # frames published without camera_info: none of their stamp arrived
     last_receive_at: float | None = None
     stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
@@ -75,6 +76,10 @@ class CameraStats:
                 if stage in timings_ms:
                     self._lat.setdefault(stage, deque(maxlen=self.window)).append(timings_ms[stage])
 
+    def on_info_unmatched(self) -> None:
+        with self._lock:
+            self.info_unmatched += 1
+
     def on_camera_info_mismatch(self) -> None:
         with self._lock:
             self.camera_info_mismatches += 1
@@ -110,6 +115,7 @@ class CameraStats:
                 "last_error": self.last_error,
                 "idle": self.idle,
                 "passed_sharp": self.passed_sharp,
+                "info_unmatched": self.info_unmatched,
                 "since_last_frame_s": None if self.last_receive_at is None else now - self.last_receive_at,
                 "stamp_age_s": self.stamp_age_s,
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
@@ -175,6 +181,7 @@ def camera_status(
         ("input stamp age (s)", f"{snap['stamp_age_s']:.3f}"),
         ("camera_info mismatches", str(snap["camera_info_mismatches"])),
         ("frames passed sharp", str(snap["passed_sharp"])),
+        ("camera_info unmatched", str(snap["info_unmatched"])),
     ]
     if "blur_px" in snap:
         values += [("blur p50 (px)", f"{snap['blur_px'][0]:.2f}"), ("blur p95 (px)", f"{snap['blur_px'][1]:.2f}")]

@@ -223,7 +223,7 @@ class EnhanceNode(LifecycleNode):
             cam.images[task] = self.create_lifecycle_publisher(
                 Image, output_topic(name, task), self._out_qos(), qos_overriding_options=overrides
             )
-            cam.infos[task] = self.create_lifecycle_publisher(
+            cam.info_pubs[task] = self.create_lifecycle_publisher(
                 CameraInfo, output_topic(name, task, "camera_info"), self._out_qos(), qos_overriding_options=overrides
             )
         if self._estimates_blur():
@@ -252,7 +252,7 @@ class EnhanceNode(LifecycleNode):
             self.create_subscription(
                 CameraInfo,
                 f"{cam.name}/camera_info",
-                lambda m, c=cam: setattr(c, "camera_info", m),
+                lambda m, c=cam: c.put_info(m),
                 self._in_qos(),
                 qos_overriding_options=overrides,
             ),
@@ -400,7 +400,9 @@ class EnhanceNode(LifecycleNode):
     def _publish(self, cam, msg, t_recv, convert_ms, frame, encoding, result, upscale) -> None:
         t0 = time.perf_counter()
         h, w = frame.image.shape[:2]
-        info = cam.camera_info
+        info = cam.info_for(msg.header.stamp, self._p("camera_info_tolerance"))
+        if info is None and cam.has_infos:  # the camera publishes camera_info, but none of this frame's stamp
+            cam.stats.on_info_unmatched()
         problem = None if info is None else camera_info_problem(info, w, h, upscale)
         if problem is not None:  # counted and reported, never propagated
             cam.stats.on_camera_info_mismatch()
@@ -419,7 +421,7 @@ class EnhanceNode(LifecycleNode):
                     if info is not None and problem is None:
                         out_info = scale_camera_info(info, upscale if task == "sr" else 1)
                         out_info.header = msg.header
-                        cam.infos[task].publish(out_info)
+                        cam.info_pubs[task].publish(out_info)
                 if result.blur is not None and cam.blur_subscribers():
                     estimate = Vector3Stamped(header=msg.header)
                     estimate.vector.x, estimate.vector.y, estimate.vector.z = result.blur

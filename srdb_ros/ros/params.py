@@ -163,6 +163,15 @@ PARAMS: tuple[ParamSpec, ...] = (
         None,
         1,
     ),
+    ParamSpec(
+        "camera_info_tolerance",
+        0.0,
+        "Seconds an input camera_info's stamp may differ from its image's to be paired with it; 0 = the same stamp. "
+        "Frames without a match go out without camera_info (counted as camera_info unmatched)",
+        False,
+        None,
+        0.0,
+    ),
     ParamSpec("batch_cameras", True, "Run EO and IR frames of the same task and size in one backend call"),
     ParamSpec(
         "max_pixels",
