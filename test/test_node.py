@@ -189,7 +189,11 @@ def test_task_changes_at_runtime_and_bad_values_are_rejected(probe):
     assert ok
     sr = next(m for m in probe.messages("eo/super_resolved/image_raw") if m.header.stamp.sec == 300)
     assert (sr.width, sr.height) == (96, 64)
+    assert probe.node.count_publishers("/eo/super_resolved/image_raw") == 1
     assert probe.set_parameter("eo.task", "deblur").successful
+    # only the selected task's outputs are advertised: x4 SR goes with the task change
+    assert probe.wait_for(lambda: probe.node.count_publishers("/eo/super_resolved/image_raw") == 0, timeout=10)
+    assert probe.node.count_publishers("/eo/deblurred/image_raw") == 1
     assert not probe.set_parameter("backend", "tensorrt").successful  # read-only after start
 
 

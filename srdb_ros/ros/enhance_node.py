@@ -30,7 +30,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..core.contract import CAMERAS, OUTPUT_NAMES, blur_topic, input_topic, output_tasks, output_topic
+from ..core.contract import CAMERAS, blur_topic, input_topic, output_tasks, output_topic
 from ..core.files import file_digest
 from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
 from ..inference.memory import budget_bytes, max_pixels_for
@@ -219,7 +219,7 @@ class EnhanceNode(LifecycleNode):
     def _open_outputs(self, name: str) -> Camera:
         cam = Camera(name, self.stats[name])
         overrides = QoSOverridingOptions.with_default_policies()
-        for task in OUTPUT_NAMES:
+        for task in output_tasks(self._p(f"{name}.task")):  # only the selected task's outputs are advertised
             cam.images[task] = self.create_lifecycle_publisher(
                 Image, output_topic(name, task), self._out_qos(), qos_overriding_options=overrides
             )
@@ -272,7 +272,8 @@ class EnhanceNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
 
     def _reopen_camera(self, name: str) -> None:
-        """Apply a runtime change of ``<cam>.enabled`` or ``<cam>.transport`` in the current state."""
+        """Apply a runtime change of ``<cam>.enabled``, ``<cam>.transport`` or ``<cam>.task`` (its outputs) in the
+        current state."""
         with self._io_lock:
             if name in self.cameras:
                 self._close_camera(name)
@@ -282,8 +283,8 @@ class EnhanceNode(LifecycleNode):
                     for pub in cam.publishers():
                         pub.on_activate(None)
                     self._open_inputs(cam)
-        transport = self._p(f"{name}.transport")
-        self.get_logger().info(f"{name}: {f'enabled ({transport})' if name in self.cameras else 'disabled'}")
+        transport, task = self._p(f"{name}.transport"), self._p(f"{name}.task")
+        self.get_logger().info(f"{name}: {f'enabled ({task}, {transport})' if name in self.cameras else 'disabled'}")
 
     # -- parameters ---------------------------------------------------------------------------------
     def _p(self, name: str):
@@ -308,7 +309,7 @@ class EnhanceNode(LifecycleNode):
             self.enhancer.tile_size = self._p("tile_size")
             self.enhancer.tile_overlap = self._p("tile_overlap")
         for name in CAMERAS:
-            if {f"{name}.enabled", f"{name}.transport"} & changed:
+            if {f"{name}.enabled", f"{name}.transport", f"{name}.task"} & changed:
                 self._reopen_camera(name)
 
     def _max_pixels(self, camera: str) -> int:
