@@ -140,7 +140,7 @@ def test_qos_override_parameter_takes_effect(probe):
 
     assert probe.wait_for(lambda: reliability(BEST_EFFORT_OUTPUT) is not None, timeout=10)
     assert reliability(BEST_EFFORT_OUTPUT) == ReliabilityPolicy.BEST_EFFORT
-    assert reliability(f"{NS}/eo/super_resolved/image_raw") == ReliabilityPolicy.RELIABLE  # the default
+    assert reliability(f"{NS}/ir/super_resolved/image_raw") == ReliabilityPolicy.RELIABLE  # the default
 
 
 def test_no_inference_without_subscribers(probe):
