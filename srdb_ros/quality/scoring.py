@@ -94,7 +94,8 @@ def run_model_with_blur(model, img: np.ndarray, task: str) -> tuple[np.ndarray, 
     x = to_tensor(img)[None].to(device)
     out = model(x, task)
     y = full_scale(out.deblur) if task == "deblur" else out.sr
-    return to_image(y[0].float()), None if out.blur is None else out.blur[0].float().cpu().numpy()
+    blur = getattr(out, "blur", None)
+    return to_image(y[0].float()), None if blur is None else blur[0].detach().float().cpu().numpy()
 
 
 def baseline(pair: Pair, task: str, scale: int = SCALE) -> np.ndarray:

@@ -234,7 +234,7 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
                 "blurry_ssim": result["baseline_ssim"],
                 "gain": result["model_psnr"] - result["baseline_psnr"],
             }
-        if model.blur_head is not None:
+        if getattr(model, "blur_head", None) is not None:
             entry |= estimator_errors(pairs, result["images"], row.identity)
         results.append(entry)
     gains = [r for r in results if r["gain"] is not None]
@@ -245,7 +245,7 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
         "eo_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "eo"])),
         "ir_mean_gain": float(np.mean([r["gain"] for r in gains if r["domain"] == "ir"])),
     }
-    if model.blur_head is not None:
+    if getattr(model, "blur_head", None) is not None:
         summary["safe_min_blur_px"] = safe_min_blur_px(results)
     return {"rows": results, "summary": summary}
 
