@@ -358,7 +358,7 @@ def test_force_engine_update_reaches_tensorrt_under_auto(monkeypatch, student_we
     calls = []
 
     class RecordingTensorRT:
-        def __init__(self, files, rebuild=True, force_rebuild=False):
+        def __init__(self, files, rebuild=True, force_rebuild=False, device="cuda"):
             calls.append(force_rebuild)
             raise backends.BackendError("tensorrt is not installed (test double)")
 
