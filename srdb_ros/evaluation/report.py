@@ -111,11 +111,7 @@ def write_latency_plot(out_dir: Path, rows: list[dict]) -> Path | None:
     timeline.set_ylabel("latency (ms)")
     timeline.legend()
     fig.suptitle("Input published -> output received")
-    fig.tight_layout()
-    path = out_dir / "latency.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, out_dir / "latency.png")
 
 
 def write_blur_plot(out_dir: Path, rows: list[dict]) -> Path | None:
@@ -136,8 +132,14 @@ def write_blur_plot(out_dir: Path, rows: list[dict]) -> Path | None:
     ax.set_xlabel("estimated blur (px, <camera>/blur)")
     ax.set_ylabel("deblur gain (dB)")
     ax.legend()
+    return _save_figure(fig, out_dir / "blur_gain.png")
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Lay out, write and close a report figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    path = out_dir / "blur_gain.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

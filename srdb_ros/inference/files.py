@@ -196,9 +196,8 @@ def enhance_command(opts: EnhanceOptions) -> int:
             failed += 1
             continue
         result = enhancer.enhance_batch([Frame(image, opts.task, "bgr", min_blur_px=opts.min_blur_px)])[0]
-        blur = result.blur or (None, None, None)
-        rows.append([job.source, *job.outputs.values(), *(None if v is None else round(v, 3) for v in blur)])
-        rows[-1].append(int(result.passed_sharp))
+        blur = [None] * 3 if result.blur is None else [round(v, 3) for v in result.blur]
+        rows.append([job.source, *job.outputs.values(), *blur, int(result.passed_sharp)])
         for name, path in job.outputs.items():  # atomic_output makes the result's folder
             output = getattr(result, name)
             _write(path, output)

@@ -38,7 +38,7 @@ class CameraStats:
     last_receive_at: float | None = None
     stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
-    _blur: deque = field(default_factory=deque)  # recent blur estimates (px), as many as ``window``
+    _blur: deque = field(init=False, repr=False)  # recent blur estimates (px), as many as ``window``
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,8 +145,6 @@ def camera_status(
 ):
     """A diagnostic_msgs/DiagnosticStatus for one camera, with level and message from its snapshot, the node's
     lifecycle ``state`` and the camera's output ``subscribers``."""
-    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-
     level, message = OK, "ok"
     since = snap["since_last_frame_s"]
     quiet_for = active_for if since is None else min(since, active_for)
@@ -193,13 +191,7 @@ def camera_status(
                 (f"{stage} p95 (ms)", f"{p95:.2f}"),
                 (f"{stage} max (ms)", f"{mx:.2f}"),
             ]
-    return DiagnosticStatus(
-        level=bytes([level]),
-        name=f"{node_name}: {name}",
-        message=message,
-        hardware_id=hardware_id,
-        values=[KeyValue(key=k, value=v) for k, v in values],
-    )
+    return _status(level, f"{node_name}: {name}", message, hardware_id, values)
 
 
 def node_status(
@@ -207,16 +199,21 @@ def node_status(
 ):
     """The node's own DiagnosticStatus (``<node>: node``), present whatever the cameras: lifecycle state, backend,
     device, model file and hash; ERROR with the reason after a failed configure, until one succeeds."""
-    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-
     if configure_error:
         level, message = ERROR, clip_text(f"configure failed: {configure_error}")
     else:
         level, message = OK, state
     values = [("state", state), ("backend", backend), ("device", device), ("model", clip_text(model))]
+    return _status(level, f"{node_name}: node", message, hardware_id, values)
+
+
+def _status(level: int, name: str, message: str, hardware_id: str, values: list[tuple[str, str]]):
+    """A diagnostic_msgs/DiagnosticStatus from plain values."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
     return DiagnosticStatus(
         level=bytes([level]),
-        name=f"{node_name}: node",
+        name=name,
         message=message,
         hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values],

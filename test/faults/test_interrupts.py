@@ -40,12 +40,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, sig):
-    make_bag(ROOT / "samples" / "eo", ROOT / "samples" / "ir", tmp_path / "bag", fps=5, max_frames=3)
-    out = tmp_path / "report"
+def _interrupt_once_a_child_runs(
+    args: list[str], sig: int, cwd: Path, settle: float = 1.0
+) -> tuple[subprocess.Popen, list[int], str]:
+    """Start ``srdb ARGS``, wait until it has started a child process (its node) and ``settle`` s more, send
+    ``sig``; returns the process, the children it had and its stderr."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(tmp_path / "bag"), "--out", str(out)],
+        [sys.executable, "-m", "srdb_ros.cli", *args],
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -57,38 +59,26 @@ def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, si
     while time.monotonic() < deadline and not children and proc.poll() is None:
         time.sleep(0.5)
         children = _children(proc.pid)
-    assert children, "evaluate never started its node"
-    time.sleep(0.5)  # evaluate is waiting for the node to start (that takes seconds): interrupt it there
+    assert children, f"srdb {args[0]} never started its node"
+    time.sleep(settle)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=90)
+    return proc, children, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_evaluate_stops_its_node_and_reports_nothing(tmp_path, sig):
+    make_bag(ROOT / "samples" / "eo", ROOT / "samples" / "ir", tmp_path / "bag", fps=5, max_frames=3)
+    out = tmp_path / "report"
+    # evaluate is waiting for the node to start (that takes seconds): interrupt it there
+    proc, children, err = _interrupt_once_a_child_runs(
+        ["evaluate", str(tmp_path / "bag"), "--out", str(out)], sig, tmp_path, settle=0.5
+    )
     assert proc.returncode == 128 + sig, err
     assert "interrupted" in err
     assert not any(_alive(pid) for pid in children), "the node process outlived evaluate"
     assert not (out / "report.md").exists() and not (out / "metrics.json").exists()
     assert (out / "node.log").is_file()  # what the node said is kept for the user
-
-
-def _interrupt_once_a_child_runs(args: list[str], sig: int, cwd: Path) -> tuple[subprocess.Popen, list[int], str]:
-    """Start ``srdb ARGS``, wait until it has started a child process (its node), send ``sig``; returns the
-    process, the children it had and its stderr."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "srdb_ros.cli", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 120
-    children: list[int] = []
-    while time.monotonic() < deadline and not children and proc.poll() is None:
-        time.sleep(0.5)
-        children = _children(proc.pid)
-    assert children, f"srdb {args[0]} never started its node"
-    time.sleep(1.0)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=90)
-    return proc, children, err
 
 
 @pytest.mark.parametrize("command", ["soak", "demo"])
