@@ -5,10 +5,11 @@
         eo_image:=/camera/color/image_raw ir_image:=/thermal/image_raw
 
 Parameters come from ``params_file``; ``eo_task``, ``ir_task``, ``backend``, ``engine_path``,
-``force_engine_update``, ``managed`` and the ``*_transport`` arguments override it only when given on the
-command line. ``managed:=true`` starts a lifecycle node that waits for configure and activate (from a
-lifecycle manager or ``ros2 lifecycle set``); by default the node configures and activates itself.
-``eo_image``/``ir_image`` also remap the ``<image>/compressed`` topic of the compressed transport.
+``force_engine_update``, ``managed``, ``use_sim_time`` and the ``*_transport`` arguments override it only when
+given on the command line. ``managed:=true`` (or ``managed: true`` in the parameter file) starts a lifecycle node
+that waits for configure and activate (from a lifecycle manager or ``ros2 lifecycle set``); by default the node
+configures and activates itself. ``eo_image``/``ir_image`` also remap the ``<image>/compressed`` topic of the
+compressed transport. Other cameras (the ``cameras`` parameter) keep their topic names, under ``namespace``.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -17,7 +18,7 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
-from srdb_ros.ros.launch_args import PARAMETER_ARGUMENTS, parameter_overrides
+from srdb_ros.ros.launch_args import NODE_NAME, PARAMETER_ARGUMENTS, argument_choices, managed_in, parameter_overrides
 
 ARGUMENTS = [
     (
@@ -26,7 +27,6 @@ ARGUMENTS = [
         "Parameter file (defaults: share/srdb_ros/config/enhance.yaml)",
     ),
     ("namespace", "", "Namespace of the node and its relative topics"),
-    *[(name, "", description) for name, (_, description) in PARAMETER_ARGUMENTS.items()],
     ("eo_image", "eo/image_raw", "EO input image topic"),
     ("ir_image", "ir/image_raw", "IR input image topic"),
     ("eo_camera_info", "eo/camera_info", "EO camera_info topic"),
@@ -39,16 +39,17 @@ def _node(context, *args, **kwargs):
     given = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
     overrides = parameter_overrides(given)
     images = {cam: LaunchConfiguration(f"{cam}_image").perform(context) for cam in ("eo", "ir")}
-    action = LifecycleNode if overrides.get("managed") else Node
+    params_file = LaunchConfiguration("params_file").perform(context)
+    action = LifecycleNode if overrides.get("managed", managed_in(params_file)) else Node
     return [
         action(
             package="srdb_ros",
             executable="enhance_node",
-            name="enhance_node",
+            name=NODE_NAME,
             namespace=LaunchConfiguration("namespace"),
             output="screen",
             emulate_tty=True,
-            parameters=[LaunchConfiguration("params_file"), *([overrides] if overrides else [])],
+            parameters=[params_file, *([overrides] if overrides else [])],
             remappings=[
                 ("eo/image_raw", images["eo"]),
                 ("ir/image_raw", images["ir"]),
@@ -66,5 +67,9 @@ def generate_launch_description() -> LaunchDescription:
     declared = [
         DeclareLaunchArgument(name, default_value=default, description=description)
         for name, default, description in ARGUMENTS
+    ]
+    declared += [  # an empty value leaves the parameter file's in force
+        DeclareLaunchArgument(name, default_value="", description=description, choices=argument_choices(name))
+        for name, (_, description) in PARAMETER_ARGUMENTS.items()
     ]
     return LaunchDescription([*declared, OpaqueFunction(function=_node)])

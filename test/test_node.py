@@ -393,6 +393,63 @@ def test_launch_description_keeps_a_params_file_value(tmp_path):
     assert all(not isinstance(p, dict) or "eo.task" not in p for p in node._Node__parameters)
 
 
+def test_managed_in_a_parameter_file_and_the_launch_argument_choices(tmp_path):
+    from srdb_ros.ros.launch_args import argument_choices, managed_in
+
+    cases = {
+        "all.yaml": ({"/**": {"ros__parameters": {"managed": True}}}, True),
+        "named.yaml": ({"/front/enhance_node": {"ros__parameters": {"managed": True}}}, True),
+        "other.yaml": ({"other_node": {"ros__parameters": {"managed": True}}}, False),
+        "off.yaml": ({"/**": {"ros__parameters": {"managed": False, "eo": {"task": "sr"}}}}, False),
+    }
+    for name, (content, managed) in cases.items():
+        (tmp_path / name).write_text(yaml.safe_dump(content))
+        assert managed_in(tmp_path / name) is managed, name
+    assert managed_in(tmp_path / "missing.yaml") is False
+    assert argument_choices("eo_task") == ["", "deblur", "sr", "both"]
+    assert argument_choices("use_sim_time") == ["", "true", "false"] and argument_choices("engine_path") is None
+
+
+def _launch_node(tmp_path, arguments: dict):
+    """The node action the launch file makes for these launch arguments (launch/launch_ros needed)."""
+    import importlib.util
+
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    from launch import LaunchContext
+
+    spec = importlib.util.spec_from_file_location("enhance_launch", ROOT / "launch" / "enhance.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    context = LaunchContext()
+    context.launch_configurations.update(arguments)
+    for action in description.entities:
+        if isinstance(action, DeclareLaunchArgument):
+            action.visit(context)
+    (opaque,) = [a for a in description.entities if isinstance(a, OpaqueFunction)]
+    (node,) = opaque.execute(context)
+    return node
+
+
+@pytest.mark.launch
+def test_launch_honours_managed_in_the_file_use_sim_time_and_refuses_a_value_off_the_choices(tmp_path):
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installable from PyPI here (ROS needed)")
+    from launch_ros.actions import LifecycleNode
+
+    managed = tmp_path / "managed.yaml"
+    managed.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"managed": True}}}))
+    assert isinstance(_launch_node(tmp_path, {"params_file": str(managed)}), LifecycleNode)
+    plain = _launch_node(tmp_path, {"params_file": str(managed), "managed": "false", "use_sim_time": "true"})
+    assert not isinstance(plain, LifecycleNode)
+    given = [p for p in plain._Node__parameters if isinstance(p, dict)]  # keys normalised to substitutions
+    assert [{"".join(part.text for part in key): value for key, value in p.items()} for p in given] == [
+        {"managed": False, "use_sim_time": True}
+    ]
+    with pytest.raises(Exception, match="denoise"):
+        _launch_node(tmp_path, {"params_file": str(managed), "eo_task": "denoise"})
+
+
 @pytest.mark.slow
 @pytest.mark.launch
 def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):

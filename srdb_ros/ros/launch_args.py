@@ -3,6 +3,10 @@ the rule "a launch argument overrides the parameter file only when the user give
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .params import SPECS
+
 # launch argument -> node parameter; an empty value (the default) leaves the parameter file's value in force
 PARAMETER_ARGUMENTS: dict[str, tuple[str, str]] = {
     "eo_task": ("eo.task", "EO task: deblur, sr or both (default: the parameter file's eo.task)"),
@@ -16,8 +20,39 @@ PARAMETER_ARGUMENTS: dict[str, tuple[str, str]] = {
     ),
     "eo_transport": ("eo.transport", "EO input transport: raw or compressed (default: the parameter file's)"),
     "ir_transport": ("ir.transport", "IR input transport: raw or compressed (default: the parameter file's)"),
+    "use_sim_time": ("use_sim_time", "true: the node's clock follows /clock (rosbag replay; default: the file's)"),
 }
-BOOLEAN_PARAMETERS = ("force_engine_update", "managed")
+BOOLEAN_PARAMETERS = ("force_engine_update", "managed", "use_sim_time")
+NODE_NAME = "enhance_node"
+
+
+def argument_choices(argument: str) -> list[str] | None:
+    """The values a launch argument accepts (``''``: the parameter file's value), for ``--show-args``; None when
+    any string goes (paths)."""
+    parameter = PARAMETER_ARGUMENTS[argument][0]
+    if parameter in BOOLEAN_PARAMETERS:
+        return ["", "true", "false"]
+    spec = SPECS.get(parameter)
+    return ["", *spec.choices] if spec is not None and spec.choices else None
+
+
+def managed_in(params_file: str | Path) -> bool:
+    """Whether a parameter file sets ``managed: true`` for this node (under ``/**`` or the node's name, with or
+    without a namespace); a file that cannot be read says nothing (the node reports it)."""
+    import yaml
+
+    try:
+        content = yaml.safe_load(Path(params_file).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(content, dict):
+        return False
+    found = False
+    for key, section in content.items():
+        if key == "/**" or str(key).rstrip("/").split("/")[-1] == NODE_NAME:
+            values = section.get("ros__parameters", {}) if isinstance(section, dict) else {}
+            found = found or (isinstance(values, dict) and values.get("managed") is True)
+    return found
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
