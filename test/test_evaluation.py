@@ -70,6 +70,38 @@ def test_make_bag_from_folders(tmp_path):
     assert bag_qos(tmp_path / "bag")["/eo/image_raw"].reliability.name == "BEST_EFFORT"
 
 
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_bag_of_named_cameras_is_evaluated_by_a_node_with_those_cameras(tmp_path, student_weights):
+    pytest.importorskip("rclpy", reason="the ROS 2 Python runtime is not installed")
+    bag = tmp_path / "bag"
+    made = subprocess.run(
+        [sys.executable, "-m", "srdb_ros.cli", "make-bag", "--output", str(bag), "--max-frames", "1"]
+        + ["--camera", f"front={SAMPLES / 'eo'}", "--camera", f"thermal:ir={SAMPLES / 'ir'}", "--ir-max-side", "160"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert made.returncode == 0 and "front 1, thermal 1" in made.stdout, made.stdout + made.stderr
+    assert {"/front/image_raw", "/thermal/ground_truth"} <= {m.topic for m in read_bag(bag)}
+    out = tmp_path / "report"
+    args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(bag), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    assert {key for key in results if "/" in key} == {"front/deblur", "thermal/sr"}
+    assert results["front/deblur"]["frames_out"] == 1 and results["thermal/sr"]["frames_out"] == 1
+    with pytest.raises(ValueError, match="NAME=FOLDER"):
+        from srdb_ros.evaluation.bags import BagCamera
+
+        BagCamera.parse("Front=/data")
+
+
 def test_metrics_known_values():
     rng = np.random.default_rng(0)
     img = rng.random((256, 256, 3))

@@ -20,7 +20,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ..core.contract import SCALE, TRANSPORTS, camera_of, input_topic
+from ..core.contract import DOMAINS, SCALE, TRANSPORTS, camera_of, input_topic
 from ..core.files import staging_dir
 from ..core.image_codec import decode_compressed, decode_image, encode_image
 from ..core.imaging import bicubic_resize
@@ -149,6 +149,16 @@ class BagContents:
             frames[(kind, camera_of(msg.topic), header_ns(decoded.header))] = (image.array, image.color_order)
         return cls(path, messages, topics, qos, frames)
 
+    def domains(self) -> dict[str, str]:
+        """Each camera's domain by what its ground truth asks for: ``ir`` (x4 super-resolution) when the ground
+        truth is ``SCALE`` times the input, else ``eo`` (deblurring)."""
+        found: dict[str, str] = {}
+        for (kind, camera, stamp), (image, _) in self.frames.items():
+            truth = self.frames.get(("gt", camera, stamp))
+            if kind == "input" and camera not in found and truth is not None:
+                found[camera] = "ir" if truth[0].shape[0] == SCALE * image.shape[0] else "eo"
+        return found
+
     def input_type_errors(self) -> list[str]:
         """Input topics whose type is not what the node subscribes there (it would never receive them)."""
         errors = []
@@ -248,6 +258,28 @@ def _fit(img: np.ndarray, max_side: int, multiple: int) -> np.ndarray:
     return img[: h - h % multiple, : w - w % multiple]
 
 
+@dataclass(frozen=True)
+class BagCamera:
+    """A camera of an evaluation bag: its name (topics ``/<name>/...``), its folder of sharp frames and its domain:
+    ``eo`` frames are motion-blurred (ground truth: the sharp frame), ``ir`` frames downscaled x4 (ground truth:
+    the full-resolution frame)."""
+
+    name: str
+    folder: str
+    domain: str = "eo"
+
+    @classmethod
+    def parse(cls, text: str) -> BagCamera:
+        """``NAME=FOLDER`` (an eo camera) or ``NAME:DOMAIN=FOLDER`` (``thermal:ir=/data/flir``)."""
+        import re
+
+        head, sep, folder = text.partition("=")
+        name, _, domain = head.partition(":")
+        if not sep or not folder or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or domain not in ("", *DOMAINS):
+            raise ValueError(f"camera {text!r}: expected NAME=FOLDER or NAME:eo|ir=FOLDER (lower-case name)")
+        return cls(name, folder, domain or "eo")
+
+
 def make_bag(
     eo_dir=None,
     ir_dir=None,
@@ -262,43 +294,40 @@ def make_bag(
     eo_encoding: str = "bgr8",
     synthesizer: MotionBlurSynthesizer | None = None,
     transport: str = "raw",
+    cameras: tuple[BagCamera, ...] = (),
 ) -> dict:
-    """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside. With
-    ``transport="compressed"`` the inputs are lossless PNG CompressedImages on ``<cam>/image_raw/compressed``."""
+    """EO frames blurred by seeded motion blur, IR frames downscaled x``scale``; ground truth alongside. ``eo_dir``
+    and ``ir_dir`` are the cameras ``eo`` and ``ir``; ``cameras`` adds any others, each from its own folder.
+    With ``transport="compressed"`` the inputs are lossless PNG CompressedImages on ``<cam>/image_raw/compressed``."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
-    if eo_dir is None and ir_dir is None:
-        raise ValueError("give at least one of --eo and --ir")
+    default = [BagCamera(n, str(d), n) for n, d in (("eo", eo_dir), ("ir", ir_dir)) if d is not None]
+    cameras = (*default, *cameras)
+    if not cameras:
+        raise ValueError("give at least one camera (--eo, --ir or --camera)")
+    names = [c.name for c in cameras]
+    if len(set(names)) < len(names):
+        raise ValueError(f"camera {max(names, key=names.count)!r} is given twice")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     output = Path(output)
     if output.exists():
         raise FileExistsError(f"{output} exists; choose another output or remove it")
     synth = synthesizer or MotionBlurSynthesizer(seed=seed)
-    eo_files = list_images(eo_dir)[: max_frames or None] if eo_dir else []
-    ir_files = list_images(ir_dir)[: max_frames or None] if ir_dir else []
-    if not eo_files and not ir_files:
-        raise ValueError(f"no images found in {' or '.join(str(d) for d in (eo_dir, ir_dir) if d)}")
+    files = {c: list_images(c.folder)[: max_frames or None] for c in cameras}
+    if not any(files.values()):
+        raise ValueError(f"no images found in {' or '.join(c.folder for c in cameras)}")
     period = int(1e9 / fps)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(output)  # renamed when complete; killed runs' leftovers are removed
     try:
         _write_bag(
-            staging / "bag",
-            storage,
-            eo_files,
-            ir_files,
-            eo_encoding,
-            synth,
-            (eo_max_side, ir_max_side),
-            period,
-            scale,
-            transport,
+            staging / "bag", storage, files, eo_encoding, synth, (eo_max_side, ir_max_side), period, scale, transport
         )
         os.replace(staging / "bag", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    counts = {"eo": len(eo_files), "ir": len(ir_files)}
+    counts = {c.name: len(f) for c, f in files.items()}
     return {"path": str(output), "storage": storage, "frames": counts, "fps": fps, "transport": transport}
 
 
@@ -315,46 +344,49 @@ def compressed_message(arr: np.ndarray, encoding: str, stamp_ns: int, frame_id: 
     )
 
 
-def _write_bag(path, storage, eo_files, ir_files, eo_encoding, synth, max_sides, period, scale, transport):
+def _write_bag(path, storage, files, eo_encoding, synth, max_sides, period, scale, transport):
+    """Every camera's frame ``i`` at the same stamp: the degraded input, its camera_info and its ground truth."""
     eo_max_side, ir_max_side = max_sides
-
     message = compressed_message if transport == "compressed" else image_message
-
-    def write_input(cam: str, arr: np.ndarray, encoding: str, stamp: int, frame_id: str) -> None:
-        bag.write(input_topic(f"/{cam}", transport), message(arr, encoding, stamp, frame_id), stamp, SENSOR_QOS)
-
     with BagWriter(path, storage) as bag:
-        for i in range(max(len(eo_files), len(ir_files))):
+        for i in range(max(len(f) for f in files.values())):
             stamp = START_NS + i * period
-            if i < len(eo_files):
-                bgr = _fit(_read_raw(eo_files[i]), eo_max_side, 1)
-                if bgr.ndim == 2:
-                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                bgr = bgr[:, :, :3]
-                if bgr.dtype != np.uint8:
-                    raise ValueError(f"{eo_files[i]}: EO frames must be 8-bit")
-                sharp = bgr if eo_encoding == "bgr8" else bgr[:, :, ::-1]
-                blurred = synth.apply(sharp, i)
-                h, w = sharp.shape[:2]
-                write_input("eo", blurred, eo_encoding, stamp, "eo_optical")
-                bag.write("/eo/camera_info", camera_info_message(w, h, stamp, "eo_optical"), stamp, SENSOR_QOS)
-                bag.write("/eo/ground_truth", image_message(sharp, eo_encoding, stamp, "eo_optical"), stamp)
-            if i < len(ir_files):
-                hr = _fit(_read_raw(ir_files[i]), ir_max_side, scale)
-                if hr.ndim == 3:
-                    hr = cv2.cvtColor(hr[:, :, :3], cv2.COLOR_BGR2GRAY)
-                encoding = "mono16" if hr.dtype == np.uint16 else "mono8"
-                if min(hr.shape[:2]) < 2 * scale:
-                    raise ValueError(f"{ir_files[i]}: {hr.shape[1]}x{hr.shape[0]} is too small to downscale x{scale}")
-                lr = downscale(hr, scale)
-                write_input("ir", lr, encoding, stamp, "ir_optical")
-                bag.write(
-                    "/ir/camera_info",
-                    camera_info_message(lr.shape[1], lr.shape[0], stamp, "ir_optical"),
-                    stamp,
-                    SENSOR_QOS,
-                )
-                bag.write("/ir/ground_truth", image_message(hr, encoding, stamp, "ir_optical"), stamp)
+            for camera, paths in files.items():
+                if i >= len(paths):
+                    continue
+                if camera.domain == "eo":
+                    sharp = _sharp_eo(paths[i], eo_max_side, eo_encoding)
+                    degraded, truth, encoding = synth.apply(sharp, i), sharp, eo_encoding
+                else:
+                    truth, encoding = _thermal(paths[i], ir_max_side, scale)
+                    degraded = downscale(truth, scale)
+                frame_id, h, w = f"{camera.name}_optical", degraded.shape[0], degraded.shape[1]
+                topic = input_topic(f"/{camera.name}", transport)
+                bag.write(topic, message(degraded, encoding, stamp, frame_id), stamp, SENSOR_QOS)
+                info = camera_info_message(w, h, stamp, frame_id)
+                bag.write(f"/{camera.name}/camera_info", info, stamp, SENSOR_QOS)
+                bag.write(f"/{camera.name}/ground_truth", image_message(truth, encoding, stamp, frame_id), stamp)
+
+
+def _sharp_eo(path: Path, max_side: int, encoding: str) -> np.ndarray:
+    """An EO frame as 8-bit colour in ``encoding`` (bgr8 or rgb8), fitted to ``max_side``."""
+    bgr = _fit(_read_raw(path), max_side, 1)
+    if bgr.ndim == 2:
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+    bgr = bgr[:, :, :3]
+    if bgr.dtype != np.uint8:
+        raise ValueError(f"{path}: EO frames must be 8-bit")
+    return bgr if encoding == "bgr8" else bgr[:, :, ::-1]
+
+
+def _thermal(path: Path, max_side: int, scale: int) -> tuple[np.ndarray, str]:
+    """A thermal ground-truth frame (mono8 or mono16), fitted to ``max_side`` and a multiple of ``scale``."""
+    hr = _fit(_read_raw(path), max_side, scale)
+    if hr.ndim == 3:
+        hr = cv2.cvtColor(hr[:, :, :3], cv2.COLOR_BGR2GRAY)
+    if min(hr.shape[:2]) < 2 * scale:
+        raise ValueError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to downscale x{scale}")
+    return hr, "mono16" if hr.dtype == np.uint16 else "mono8"
 
 
 @dataclass
@@ -362,6 +394,7 @@ class MakeBagOptions:
     output: str
     eo: str | None = None
     ir: str | None = None
+    camera: tuple[str, ...] = ()  # NAME=FOLDER or NAME:eo|ir=FOLDER, each another camera
     storage: str = "mcap"
     fps: float = 10.0
     seed: int = 0
@@ -387,10 +420,12 @@ def make_bag_command(opts: MakeBagOptions) -> int:
         opts.ir_max_side,
         opts.eo_encoding,
         transport=opts.transport,
+        cameras=tuple(BagCamera.parse(text) for text in opts.camera),
     )
+    frames = ", ".join(f"{n} {count}" for n, count in info["frames"].items())
     print(
-        f"wrote {info['path']} ({info['storage']}): {info['frames']['eo']} EO frames (motion-blurred, "
-        f"{opts.eo_encoding}) and {info['frames']['ir']} IR frames (x4 downscaled), {opts.fps:g} fps, "
-        f"{opts.transport} inputs, ground truth on <cam>/ground_truth"
+        f"wrote {info['path']} ({info['storage']}): frames per camera {frames} (EO motion-blurred, "
+        f"{opts.eo_encoding}; IR x4 downscaled), {opts.fps:g} fps, {opts.transport} inputs, ground truth on "
+        "<cam>/ground_truth"
     )
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.contract import SCALE, camera_of, task_of_output
+from ..core.contract import DEFAULT_CAMERAS, SCALE, camera_of, task_of_output
 from ..core.image_codec import decode_image
 from ..core.imaging import bicubic_resize, to_unit_rgb
 from ..core.stamps import cdr_stamp_ns
@@ -67,6 +67,7 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     if not images:
         raise ValueError(f"{opts.bag}: no <cam>/image_raw or <cam>/image_raw/compressed topic to replay")
     transports = [f"{camera_of(t)}.transport:=compressed" for t in images if t.endswith("/compressed")]
+    cameras = tuple(dict.fromkeys(camera_of(t) for t in images))
     proc = None
     context = rclpy.Context()  # its own, so that a caller's rclpy state never matters
     # no rclpy signal handlers: Ctrl-C raises KeyboardInterrupt in every wait, and the finally below cleans up
@@ -82,12 +83,18 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     try:
         if not opts.attach:  # started inside the try: whatever fails, the node process is stopped below
             args = list(opts.ros_args)
+            if not set(cameras) <= set(DEFAULT_CAMERAS):  # the node processes the bag's cameras, in their domains
+                args += ["-p", f"cameras:=[{','.join(cameras)}]"]
+                domains = bag.domains()
+                for camera in cameras:
+                    if camera not in DEFAULT_CAMERAS and domains.get(camera, "eo") != "eo":
+                        args += ["-p", f"{camera}.domain:={domains[camera]}"]
             for setting in transports:  # the node reads the transport the bag holds
                 args += ["-p", setting]
             if opts.namespace:
                 args += ["-r", f"__ns:={opts.namespace}"]
             proc = start_node(opts.params_file, args, domain, opts.out / "node.log")
-        recorder = Recorder(node, opts.namespace)
+        recorder = Recorder(node, opts.namespace, tuple(dict.fromkeys((*DEFAULT_CAMERAS, *cameras))))
         player = BagPlayer(node, bag, inputs, opts.rate, opts.loops, opts.namespace)
         t0 = time.monotonic()
         if not player.wait_for_subscribers(opts.startup_timeout):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..core.contract import CAMERAS, OUTPUT_NAMES, blur_topic, camera_of, output_topic
+from ..core.contract import DEFAULT_CAMERAS, OUTPUT_NAMES, blur_topic, camera_of, output_topic
 from ..core.stamps import cdr_stamp_ns
 from .bags import BagContents
 
@@ -54,10 +54,12 @@ class Recorded:
 
 @dataclass
 class Recorder:
-    """Raw subscriptions to the node's outputs (and /diagnostics); keeps serialized messages with receive times."""
+    """Raw subscriptions to the outputs of the node's ``cameras`` (and /diagnostics); keeps serialized messages
+    with receive times."""
 
     node: Node
     namespace: str = ""
+    cameras: tuple[str, ...] = DEFAULT_CAMERAS
     records: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     answered: set[tuple[str, int]] = field(default_factory=set)  # (camera, input stamp) with an image output
@@ -69,11 +71,11 @@ class Recorder:
         prefix = self.namespace.rstrip("/") + "/" if self.namespace else "/"
         topics = {
             prefix + output_topic(cam, task, kind): msgtype
-            for cam in CAMERAS
+            for cam in self.cameras
             for task in OUTPUT_NAMES
             for kind, msgtype in OUTPUT_TYPES.items()
         }
-        topics.update({prefix + blur_topic(cam): BLUR_TYPE for cam in CAMERAS})
+        topics.update({prefix + blur_topic(cam): BLUR_TYPE for cam in self.cameras})
         topics["/diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
         for topic, msgtype in topics.items():
             self.node.create_subscription(
