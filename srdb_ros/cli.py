@@ -241,7 +241,11 @@ def _node(sub) -> None:
         "`srdb node -- --ros-args -p eo.task:=both`.",
     )
     p.add_argument("-h", "--help", action=_NodeHelp, help="show this help, the node's topics and parameters")
-    p.add_argument("--params-file", default=None, help="ROS parameter file (default: the bundled config/enhance.yaml)")
+    p.add_argument(
+        "--params-file",
+        default=None,
+        help="ROS parameter file (default: none, the node's defaults, which config/enhance.yaml repeats)",
+    )
     p.add_argument(
         "--localhost",
         action=argparse.BooleanOptionalAction,
@@ -422,6 +426,14 @@ def _make_bag(sub) -> None:
     )
     p.add_argument("--eo", default=None, help="folder of sharp EO frames")
     p.add_argument("--ir", default=None, help="folder of high-resolution thermal frames")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME[:eo|ir]=FOLDER",
+        help="another camera from its own folder, repeatable: front=/data/front, thermal:ir=/data/flir "
+        "(eo: motion-blurred, ir: x4 downscaled; srdb evaluate gives the node these cameras and domains)",
+    )
     p.add_argument("--output", required=True, help="bag folder to create")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of the bag (default 10)")
@@ -467,7 +479,7 @@ def _evaluate(sub) -> None:
         "--frame-timeout", type=float, default=30.0, help="lockstep: longest wait in s for the answer to one frame"
     )
     p.add_argument("--loop", type=int, default=1, help="play the bag this many times")
-    p.add_argument("--params-file", default=None, help="node parameter file (default: the bundled enhance.yaml)")
+    p.add_argument("--params-file", default=None, help="node parameter file (default: none, the node's defaults)")
     p.add_argument(
         "--domain-id",
         type=int,

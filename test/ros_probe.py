@@ -44,6 +44,17 @@ def stop_process(proc) -> None:
         proc.wait()
 
 
+def exit_code(proc, timeout: float = 90) -> int:
+    """Wait for a node process to end by itself and return its exit code; killed if it has not after ``timeout``
+    s (never left behind)."""
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class RosProbe:
     """Publishes to a node's inputs under ``namespace`` and records its outputs (``outputs=False``: subscribes to
     /diagnostics only, so the node has no output subscribers)."""

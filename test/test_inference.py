@@ -17,6 +17,7 @@ from srdb_ros.inference import (
     Frame,
     ModelFiles,
     OnnxRuntimeBackend,
+    ProcessingOptions,
     TensorRTBackend,
     TorchBackend,
     create_backend,
@@ -108,7 +109,7 @@ def test_tiled_enhancer_is_close_to_whole_frame(student_weights):
     backend = TorchBackend(student_weights, "cpu")
     img = (np.random.default_rng(3).random((48, 64, 3)) * 255).astype(np.uint8)
     whole = Enhancer(backend).enhance(img, "both")
-    tiled = Enhancer(backend, tile_size=40, tile_overlap=12).enhance(img, "both")
+    tiled = Enhancer(backend, ProcessingOptions(tile_size=40, tile_overlap=12)).enhance(img, "both")
     assert tiled.deblurred.shape == whole.deblurred.shape and tiled.super_resolved.shape == whole.super_resolved.shape
     # centre pixels far from tile seams agree; seams differ only by the receptive field cut at the overlap
     assert np.mean(np.abs(tiled.deblurred.astype(int) - whole.deblurred.astype(int))) < 8
@@ -487,7 +488,7 @@ def test_frame_pipeline_matches_the_numpy_path(student_weights, task, dtype, ord
     numpy_path = Enhancer(backend, device_processing=False)
     color = order if order != "mono" else "rgb"
     processor = DeviceProcessor(backend.device, backend.dtype, backend.multiple)
-    pipeline = FramePipeline(processor, backend, task, _integer_frame(dtype, shape, 0), color, numpy_path.agc)
+    pipeline = FramePipeline(processor, backend, task, _integer_frame(dtype, shape, 0), color, numpy_path.options.agc)
     assert pipeline.graph is None  # nothing is captured on CPU
     for seed in (1, 2):
         image = _integer_frame(dtype, shape, seed)
@@ -508,7 +509,7 @@ def test_frame_pipeline_refuses_float_frames(student_weights):
     backend = TorchBackend(str(student_weights), "cpu")
     processor = DeviceProcessor(backend.device, backend.dtype, backend.multiple)
     with pytest.raises(ValueError, match="uint8 or uint16"):
-        FramePipeline(processor, backend, "deblur", np.zeros((8, 8), np.float32), "rgb", Enhancer(backend).agc)
+        FramePipeline(processor, backend, "deblur", np.zeros((8, 8), np.float32), "rgb", Enhancer(backend).options.agc)
 
 
 @pytest.mark.parametrize("dtype, order, shape", [FRAME_FORMATS[0], FRAME_FORMATS[3]])
@@ -590,7 +591,7 @@ def test_compiled_package_is_used_for_its_size_and_refused_when_it_does_not_matc
     assert not damaged._compiled and "damaged or replaced" in srdb_log.text
 
 
-def test_bench_times_the_eo_ir_pair_as_two_frames(monkeypatch):
+def test_bench_times_the_camera_batches_as_their_frames(monkeypatch):
     from srdb_ros.benchmark import bench
 
     monkeypatch.setitem(bench.PAPER_INPUT_SIZES, "deblur", (40, 32))
@@ -601,3 +602,5 @@ def test_bench_times_the_eo_ir_pair_as_two_frames(monkeypatch):
     assert pair[0].fps == pytest.approx(2e3 / pair[0].median_ms, rel=1e-3)  # FPS counts both frames
     reference = next(r for r in records if r.backend == "reference" and r.mode == "end_to_end")
     assert pair[0].ratio_vs_reference == pytest.approx(2 * reference.median_ms / pair[0].median_ms, rel=1e-2)
+    (four,) = [r for r in records if r.mode == bench.FOUR_CAMERAS_MODE]
+    assert four.fps == pytest.approx(4e3 / four.median_ms, rel=1e-3)  # FPS counts all four frames

@@ -9,7 +9,7 @@ import yaml
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-from ros_probe import RosProbe, stop_process  # noqa: E402
+from ros_probe import RosProbe, exit_code, stop_process  # noqa: E402
 
 from srdb_ros.ros.conversions import array_to_image_msg  # noqa: E402
 from srdb_ros.ros.launcher import start_node  # noqa: E402
@@ -23,15 +23,6 @@ def _params_file(path, values: dict):
 def _start(tmp_path, weights, *extra: str):
     args = ["-p", "backend:=torch", "-p", "device:=cpu", "-p", f"weights_path:={weights}", *extra]
     return start_node(ros_args=args, log_path=tmp_path / "node.log")
-
-
-def _exit_code(proc, timeout: float = 90) -> int:
-    try:
-        return proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_shared_file_with_other_nodes_keys_is_warned_about_and_the_node_runs(tmp_path, student_weights):
@@ -67,7 +58,7 @@ def test_a_typo_missing_or_malformed_file_gives_one_line_and_exit_2(tmp_path, st
         _params_file(path, content)
     elif content is not None:
         path.write_text(content)
-    code = _exit_code(_start(tmp_path, student_weights, "--params-file", str(path)))
+    code = exit_code(_start(tmp_path, student_weights, "--params-file", str(path)))
     log = (tmp_path / "node.log").read_text()
     assert code == 2 and says in log, log
     assert "Traceback" not in log and len([line for line in log.splitlines() if "cannot start" in line]) == 1

@@ -9,7 +9,9 @@ For every (backend, task, size), median and p95 latency, FPS and the ratio of th
   the backend's device), and ``end_to_end_numpy`` for PyTorch with the NumPy pre/post-processing, to compare;
 - ``ros`` (``--mode ros``): a sensor_msgs/Image in, conversion, enhance, the output Image message built (no DDS);
 - ``eo_ir_pair`` (deblur): one ``Enhancer.enhance_batch`` call with an EO rgb8 and an IR mono16 frame of the size,
-  the node's two-camera load (its FPS counts both frames; its ratio is against the reference doing two frames).
+  the node's two-camera load (its FPS counts both frames; its ratio is against the reference doing two frames);
+  ``four_cameras``: the same with three EO frames and an IR one (``cameras: [front, left, rear, thermal]``, all
+  deblurring frames of one size): per frame no dearer than the pair when the backend call batches them.
 - for a model with the blur estimator (PyTorch, deblur and both): ``end_to_end_passed``, a frame the estimate
   passes through as sharp (``min_blur_px`` above its blur: no deblur decoder), and ``end_to_end_no_estimator``,
   the same model without the estimator (the estimate's own cost is ``end_to_end`` over it).
@@ -58,6 +60,7 @@ class Record:
 
 
 EO_IR_MODE = "eo_ir_pair"  # one Enhancer.enhance_batch call with an EO and an IR frame
+FOUR_CAMERAS_MODE = "four_cameras"  # one call with three EO frames and an IR one
 
 
 def _thermal_frame(h: int, w: int) -> np.ndarray:
@@ -217,8 +220,9 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                 refs = {r.mode: r for r in reference_records(task, size, device, repeats, warmup, base, image)}
                 records.extend(refs.values())
                 x, _ = pad_array(np.random.default_rng(1).random((1, 3, h, w), dtype=np.float32), 4)
-                # the two-camera load: an EO rgb8 and an IR mono16 frame per call
+                # the camera loads: an EO rgb8 and an IR mono16 frame per call; three EO frames and an IR one
                 pair = [Frame(image, task), Frame(_thermal_frame(h, w), task)] if task == "deblur" else None
+                batches = {EO_IR_MODE: pair, FOUR_CAMERAS_MODE: [*pair[:1] * 3, pair[1]]} if pair else {}
                 for backend in backends:
                     dev = backend.memory_device
                     if device == "cuda":
@@ -236,8 +240,8 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                         runs[mode] = (lambda e=enhancer, t=task, i=image: e.enhance(i, t).timings_ms, True)
                     if message_path is not None and opts.mode == "ros":
                         runs["ros"] = (message_path(enhancers["end_to_end"], image, task), True)
-                    if pair is not None:
-                        runs[EO_IR_MODE] = (lambda e=enhancers["end_to_end"], p=pair: e.enhance_batch(p), None)
+                    for mode, frames in batches.items():
+                        runs[mode] = (lambda e=enhancers["end_to_end"], f=frames: e.enhance_batch(f), None)
                     if backend.skips_decoder and task != "sr":
                         passed = [Frame(image, task, min_blur_px=float("inf"))]
                         runs["end_to_end_passed"] = (
@@ -256,7 +260,7 @@ def run_bench(opts: BenchOptions, message_path=None) -> tuple[list[Record], list
                         call = (lambda f=fn, s=timings: s.append(f())) if staged else fn
                         times = time_call(call, repeats, warmup if mode == "model" else max(1, warmup // 2), device)
                         peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-                        frames = len(pair) if mode == EO_IR_MODE else 1
+                        frames = len(batches[mode]) if mode in batches else 1
                         rec = _record(backend.describe(), dev, task, size, mode, times, peak, frames)
                         reference = refs["model" if mode == "model" else "end_to_end"]
                         rec.ratio_vs_reference = round(frames * reference.median_ms / rec.median_ms, 3)

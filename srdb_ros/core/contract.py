@@ -9,7 +9,8 @@ from __future__ import annotations
 TASKS = ("deblur", "sr", "both")
 PAD_MULTIPLE = 4  # two stride-2 encoder levels: height and width are padded to a multiple of this
 SCALE = 4  # the SR branch's upscale factor (ModelConfig.upscale)
-CAMERAS = ("eo", "ir")
+DEFAULT_CAMERAS = ("eo", "ir")  # the node's cameras unless its `cameras` parameter names others
+DOMAINS = ("eo", "ir")  # what a camera sees: visible (EO) or thermal (IR)
 
 # the paper's operating points, (width, height) of the network input: deblur 1240x984, SR 310x246 -> 1240x984
 PAPER_INPUT_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}
@@ -85,8 +86,12 @@ def outputs_by_name(names: list[str], outputs: list) -> dict:
 
 
 def camera_of(topic: str) -> str:
-    """``eo`` or ``ir`` from a topic such as ``/ns/eo/super_resolved``."""
-    for part in topic.strip("/").split("/"):
-        if part in CAMERAS:
-            return part
-    raise ValueError(f"{topic!r} names no camera ({', '.join(CAMERAS)})")
+    """The camera of one of its topics: ``front`` from ``/ns/front/super_resolved/image_raw``, ``/front/blur``,
+    ``front/image_raw`` or ``front/camera_info`` (the part before the output, ``blur``, ``image_raw`` or
+    ``camera_info``)."""
+    parts = topic.strip("/").split("/")
+    markers = (*OUTPUT_NAMES.values(), BLUR_OUTPUT, "image_raw", "camera_info", "ground_truth")
+    for i, part in enumerate(parts):
+        if part in markers and i > 0:
+            return parts[i - 1]
+    raise ValueError(f"{topic!r} names no camera (<camera>/image_raw, <camera>/<output>/..., <camera>/blur)")

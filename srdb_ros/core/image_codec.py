@@ -214,6 +214,34 @@ def compressed_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+def encode_compressed(arr: np.ndarray, encoding: str, fmt: str, jpeg_quality: int = 95, png_level: int = 3):
+    """(format, bytes) of a sensor_msgs/CompressedImage as image_transport's ``compressed`` plugin writes it:
+    format ``"<encoding>; jpeg compressed bgr8"`` (JPEG: 8 bit, colour as bgr8, 16-bit values scaled to 8) or
+    ``"<encoding>; png compressed bgr16"`` (PNG keeps 16 bit). Float images cannot be compressed."""
+    import cv2
+
+    if fmt not in COMPRESSED_FORMATS:
+        raise ImageConversionError(f"compressed outputs are {', '.join(COMPRESSED_FORMATS)}, not {_shown(fmt)!r}")
+    spec = DISPLAY_ENCODINGS.get(encoding)
+    if spec is None or spec[0] is np.float32:
+        raise ImageConversionError(f"{_shown(encoding)} images cannot be compressed (jpeg and png hold integers)")
+    dtype, channels, order = spec
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if fmt == "jpeg" and dtype is np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    if channels == 3 and order == "rgb":
+        arr = arr[:, :, ::-1]
+    depth = 8 if arr.dtype == np.uint8 else 16
+    target = f"{'bgr' if channels == 3 else 'mono'}{depth}"
+    if fmt == "jpeg":
+        ok, data = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    else:
+        ok, data = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
+    if not ok:
+        raise ImageConversionError(f"{fmt} encoding of a {arr.shape} {encoding} image failed")
+    return f"{encoding}; {fmt} compressed {target}", data.tobytes()
+
+
 def encode_image(arr: np.ndarray, encoding: str) -> ImageFields:
     """Image fields (native byte order, unpadded rows) for an array in a display encoding."""
     spec = DISPLAY_ENCODINGS.get(encoding)

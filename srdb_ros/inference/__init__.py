@@ -10,7 +10,7 @@ from .backends import (
     TorchBackend,
     create_backend,
 )
-from .enhancer import Enhancer, EnhanceResult, Frame
+from .enhancer import Enhancer, EnhanceResult, Frame, ProcessingOptions
 from .processing import AGCConfig
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Frame",
     "ModelFiles",
     "OnnxRuntimeBackend",
+    "ProcessingOptions",
     "TensorRTBackend",
     "TorchBackend",
     "create_backend",

@@ -14,6 +14,16 @@ from .device_processing import DeviceProcessor, FramePipeline
 from .processing import AGCConfig, FrameLayout, array_to_image, crop_array, image_to_array, pad_array, run_tiled
 
 
+@dataclass(frozen=True)
+class ProcessingOptions:
+    """How frames are enhanced: gain control of 16-bit/float frames, and tiling (``tile_size`` 0: whole frames).
+    Replaced whole, never changed in place: a call reads one set."""
+
+    agc: AGCConfig = AGCConfig()
+    tile_size: int = 0
+    tile_overlap: int = 16
+
+
 @dataclass
 class Frame:
     """One image to enhance and how to read it."""
@@ -60,17 +70,10 @@ class Enhancer:
     MAX_FRAME_PIPELINES = 8  # captured frame formats kept (each holds its graph's device memory)
 
     def __init__(
-        self,
-        backend: Backend,
-        agc: AGCConfig | None = None,
-        tile_size: int = 0,
-        tile_overlap: int = 16,
-        device_processing: bool | None = None,
+        self, backend: Backend, options: ProcessingOptions | None = None, device_processing: bool | None = None
     ) -> None:
         self.backend = backend
-        self.agc = agc or AGCConfig()
-        self.tile_size = tile_size
-        self.tile_overlap = tile_overlap
+        self.options = options or ProcessingOptions()  # swapped whole by the node on a parameter change
         on_device = isinstance(backend, TorchBackend) if device_processing is None else device_processing
         if on_device and not isinstance(backend, TorchBackend):
             raise ValueError("device_processing needs a PyTorch backend")
@@ -94,24 +97,25 @@ class Enhancer:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if any(f.task != task for f in frames):
             raise ValueError("enhance_batch takes frames of one task; group them by task first")
-        if self.device is not None and not self.tile_size:
-            return self._enhance_on_device(frames, task)
+        options = self.options
+        if self.device is not None and not options.tile_size:
+            return self._enhance_on_device(frames, task, options.agc)
         t0 = time.perf_counter()
         prepared = []
         for f in frames:
-            x, layout = image_to_array(f.image, f.color_order, self.agc, f.radiometric)
+            x, layout = image_to_array(f.image, f.color_order, options.agc, f.radiometric)
             if x.shape[1] == 1:  # one-channel rule: replicate to RGB, outputs are averaged back
                 x = np.repeat(x, 3, axis=1)
             x, size = pad_array(x, self.backend.multiple)
             prepared.append((x, size, layout))
         t1 = time.perf_counter()
-        batched = len({p[0].shape for p in prepared}) == 1 and len(prepared) > 1 and not self.tile_size
+        batched = len({p[0].shape for p in prepared}) == 1 and len(prepared) > 1 and not options.tile_size
         skip_below = _skip_below(frames) if self.backend.skips_decoder else 0.0
         if batched:
             outs = self._infer_whole(task, np.concatenate([p[0] for p in prepared]), skip_below)
             per_frame = [{k: v[i : i + 1] for k, v in outs.items()} for i in range(len(prepared))]
         else:
-            per_frame = [self._infer(task, p[0], skip_below) for p in prepared]
+            per_frame = [self._infer(task, p[0], options, skip_below) for p in prepared]
         t2 = time.perf_counter()
         results = []
         for frame, (_, size, layout), outs in zip(frames, prepared, per_frame):
@@ -124,16 +128,16 @@ class Enhancer:
             )
         return results
 
-    def _enhance_on_device(self, frames: list[Frame], task: str) -> list[EnhanceResult]:
+    def _enhance_on_device(self, frames: list[Frame], task: str, agc: AGCConfig) -> list[EnhanceResult]:
         """The device path: upload, process, infer (equal shapes batched), post-process, download."""
         import torch
 
         if all(self._captures(f) for f in frames):
-            return [self._enhance_captured(f) for f in frames]
+            return [self._enhance_captured(f, agc) for f in frames]
         sync = self.device.cuda
         t0 = time.perf_counter()
         with torch.inference_mode():
-            prepared = [self.device.to_input(f.image, f.color_order, self.agc, f.radiometric) for f in frames]
+            prepared = [self.device.to_input(f.image, f.color_order, agc, f.radiometric) for f in frames]
             if sync:
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
@@ -179,14 +183,14 @@ class Enhancer:
         padded = (1, 3, -(-image.shape[0] // m) * m, -(-image.shape[1] // m) * m)
         return self.backend.captures_frames(frame.task, padded)
 
-    def _enhance_captured(self, frame: Frame) -> EnhanceResult:
+    def _enhance_captured(self, frame: Frame, agc: AGCConfig) -> EnhanceResult:
         t0 = time.perf_counter()
         image = frame.image
         order = frame.color_order if image.ndim == 3 and image.shape[2] == 3 else "mono"
-        key = (frame.task, image.shape, image.dtype.str, order, self.agc)
+        key = (frame.task, image.shape, image.dtype.str, order, agc)
         pipeline = self._pipelines.pop(key, None)
         if pipeline is None:
-            pipeline = FramePipeline(self.device, self.backend, frame.task, image, order, self.agc)
+            pipeline = FramePipeline(self.device, self.backend, frame.task, image, order, agc)
             if len(self._pipelines) >= self.MAX_FRAME_PIPELINES:
                 self._pipelines.popitem(last=False)
         self._pipelines[key] = pipeline
@@ -201,8 +205,10 @@ class Enhancer:
     def _infer_whole(self, task: str, x: np.ndarray, min_blur_px: float) -> dict[str, np.ndarray]:
         return self.backend.infer(task, x, min_blur_px) if min_blur_px > 0 else self.backend.infer(task, x)
 
-    def _infer(self, task: str, x: np.ndarray, min_blur_px: float = 0.0) -> dict[str, np.ndarray]:
-        if not self.tile_size or max(x.shape[-2:]) <= self.tile_size:
+    def _infer(
+        self, task: str, x: np.ndarray, options: ProcessingOptions, min_blur_px: float = 0.0
+    ) -> dict[str, np.ndarray]:
+        if not options.tile_size or max(x.shape[-2:]) <= options.tile_size:
             return self._infer_whole(task, x, min_blur_px)
         keys = output_tasks(task)
         out = {}
@@ -217,7 +223,7 @@ class Enhancer:
         for key in keys:  # tiles are stitched per output; "both" runs each task's graph per tile
             scale = self.backend.upscale if key == "sr" else 1
             out[key] = run_tiled(
-                lambda t, k=key: tile(t, k), x, self.tile_size, self.tile_overlap, scale, self.backend.multiple
+                lambda t, k=key: tile(t, k), x, options.tile_size, options.tile_overlap, scale, self.backend.multiple
             )
         if estimates:
             out[BLUR_OUTPUT] = np.median(np.stack(estimates), axis=0)[None]

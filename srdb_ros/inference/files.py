@@ -18,7 +18,7 @@ from ..core.files import atomic_output
 from ..core.image_files import images_under
 from ..resources import bundled_model
 from .backends import ModelFiles, create_backend
-from .enhancer import Enhancer, Frame
+from .enhancer import Enhancer, Frame, ProcessingOptions
 from .memory import budget_bytes, max_pixels_for
 from .processing import MIN_TILE_STEP
 
@@ -181,7 +181,7 @@ def enhance_command(opts: EnhanceOptions) -> int:
     jobs = plan(opts)
     weights = opts.model or str(bundled_model())
     backend = create_backend(opts.backend, ModelFiles(weights=weights), opts.device, "fp16")
-    enhancer = Enhancer(backend, tile_size=opts.tile, tile_overlap=TILE_OVERLAP)
+    enhancer = Enhancer(backend, ProcessingOptions(tile_size=opts.tile, tile_overlap=TILE_OVERLAP))
     budget = budget_bytes(backend.memory_device, opts.memory_budget_mb)
     limit = opts.max_pixels or max(1, max_pixels_for(opts.task, backend.memory_device, budget, opts.tile))
     if opts.min_blur_px > 0 and not backend.estimates_blur:

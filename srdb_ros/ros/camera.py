@@ -15,17 +15,20 @@ INFO_BUFFER = 30  # camera_info messages kept per camera to pair with images by 
 
 @dataclass
 class Camera:
-    """Topics, the newest unprocessed frame and statistics of one camera (``eo`` or ``ir``).
+    """Topics, the newest unprocessed frame and statistics of one camera (one name of the node's ``cameras``).
 
     ``images`` and ``info_pubs`` hold the output publishers by single task (``deblur``, ``sr``): the image on
-    ``<cam>/<output>/image_raw`` and its sibling ``<cam>/<output>/camera_info``; ``blur`` the blur estimate's
+    ``<cam>/<output>/image_raw`` and its sibling ``<cam>/<output>/camera_info``; ``compressed`` the
+    ``<cam>/<output>/image_raw/compressed`` ones (``<cam>.compressed_outputs``); ``blur`` the blur estimate's
     publisher (``<cam>/blur``), when the model has an estimator.
     """
 
     name: str
     stats: CameraStats
+    transport: str = "raw"  # of its input subscription: raw or compressed
     images: dict = field(default_factory=dict)
     info_pubs: dict = field(default_factory=dict)
+    compressed: dict = field(default_factory=dict)
     blur: object = None
     inputs: list = field(default_factory=list)  # the subscriptions (image and camera_info) while active
     infos: deque = field(default_factory=lambda: deque(maxlen=INFO_BUFFER))  # recent camera_info messages
@@ -68,13 +71,12 @@ class Camera:
         """How many subscriptions listen to the outputs ``task`` produces or to the blur estimate (lazy processing
         skips at zero)."""
         outputs = output_tasks(task)
-        pubs = [self.images[t] for t in outputs if t in self.images] + [
-            self.info_pubs[t] for t in outputs if t in self.info_pubs
-        ]
+        pubs = [group[t] for group in (self.images, self.info_pubs, self.compressed) for t in outputs if t in group]
         return sum(p.get_subscription_count() for p in pubs) + self.blur_subscribers()
 
     def blur_subscribers(self) -> int:
         return 0 if self.blur is None else self.blur.get_subscription_count()
 
     def publishers(self) -> list:
-        return [*self.images.values(), *self.info_pubs.values(), *([self.blur] if self.blur is not None else [])]
+        blur = [self.blur] if self.blur is not None else []
+        return [*self.images.values(), *self.info_pubs.values(), *self.compressed.values(), *blur]

@@ -17,6 +17,7 @@ from ..core.image_codec import (
     ImageConversionError,
     decode_compressed,
     decode_image,
+    encode_compressed,
     encode_image,
     raw_array,
     to_display,
@@ -34,6 +35,7 @@ __all__ = [
     "ENCODINGS",
     "DecodedImage",
     "ImageConversionError",
+    "array_to_compressed_msg",
     "array_to_image_msg",
     "camera_info_problem",
     "cv_bridge_available",
@@ -71,6 +73,16 @@ def array_to_image_msg(arr: np.ndarray, encoding: str, header=None):
         msg.header = header
     msg.height, msg.width, msg.encoding = fields.height, fields.width, fields.encoding
     msg.is_bigendian, msg.step, msg.data = fields.is_bigendian, fields.step, data
+    return msg
+
+
+def array_to_compressed_msg(arr: np.ndarray, encoding: str, fmt: str, jpeg_quality: int, png_level: int, header):
+    """A sensor_msgs/CompressedImage (jpeg or png) as image_transport's compressed plugin publishes it."""
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage(header=header)
+    msg.format, data = encode_compressed(arr, encoding, fmt, jpeg_quality, png_level)
+    msg.data = array.array("B", data)
     return msg
 
 

@@ -39,12 +39,14 @@ class CameraStats:
     stamp_age_s: float = float("nan")  # of the newest frame
     _lat: dict[str, deque] = field(default_factory=dict)
     _blur: deque = field(init=False, repr=False)  # recent blur estimates (px), as many as ``window``
+    _batch: deque = field(init=False, repr=False)  # frames in the backend call of each recent frame
     _in_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _out_times: deque = field(default_factory=lambda: deque(maxlen=1000))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._blur = deque(maxlen=self.window)
+        self._batch = deque(maxlen=self.window)
 
     def on_receive(self, replaced_pending: bool, stamp_age_s: float = float("nan")) -> None:
         with self._lock:
@@ -63,11 +65,14 @@ class CameraStats:
         with self._lock:
             self.idle += 1
 
-    def on_published(self, timings_ms: dict[str, float], blur_px: float | None = None, passed: bool = False) -> None:
-        """A published frame: its stage timings, its blur estimate (when the model has one) and whether it was
-        passed through as sharp."""
+    def on_published(
+        self, timings_ms: dict[str, float], blur_px: float | None = None, passed: bool = False, batch: int = 1
+    ) -> None:
+        """A published frame: its stage timings, its blur estimate (when the model has one), whether it was
+        passed through as sharp and how many frames (of any cameras) shared its backend call."""
         with self._lock:
             self.published += 1
+            self._batch.append(batch)
             self.passed_sharp += int(passed)
             if blur_px is not None:
                 self._blur.append(blur_px)
@@ -121,6 +126,8 @@ class CameraStats:
                 "input_rate_hz": self._rate(self._in_times, horizon, now),
                 "output_rate_hz": self._rate(self._out_times, horizon, now),
             }
+            if self._batch:
+                snap["batch_size"] = (float(np.percentile(self._batch, 50)), max(self._batch))
             if self._blur:
                 snap["blur_px"] = (float(np.percentile(self._blur, 50)), float(np.percentile(self._blur, 95)))
             for stage, values in self._lat.items():
@@ -142,6 +149,7 @@ def camera_status(
     max_stamp_age: float = 0.0,
     active_for: float = 0.0,
     subscribers: int = 1,
+    domain: str = "",
 ):
     """A diagnostic_msgs/DiagnosticStatus for one camera, with level and message from its snapshot, the node's
     lifecycle ``state`` and the camera's output ``subscribers``."""
@@ -167,6 +175,7 @@ def camera_status(
     values = [
         ("state", state),
         ("backend", backend),
+        *([("domain", domain)] if domain else []),
         ("task", task),
         ("output subscribers", str(subscribers)),
         ("input rate (Hz)", f"{snap['input_rate_hz']:.2f}"),
@@ -181,6 +190,8 @@ def camera_status(
         ("frames passed sharp", str(snap["passed_sharp"])),
         ("camera_info unmatched", str(snap["info_unmatched"])),
     ]
+    if "batch_size" in snap:
+        values += [("batch size p50", f"{snap['batch_size'][0]:g}"), ("batch size max", str(snap["batch_size"][1]))]
     if "blur_px" in snap:
         values += [("blur p50 (px)", f"{snap['blur_px'][0]:.2f}"), ("blur p95 (px)", f"{snap['blur_px'][1]:.2f}")]
     for stage in STAGES:

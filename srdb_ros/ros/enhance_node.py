@@ -1,12 +1,15 @@
-"""The enhance node: EO and IR images in, deblurred and x4 super-resolved images out, timing on /diagnostics.
+"""The enhance node: camera images in (any number of EO and IR cameras), deblurred and x4 super-resolved images
+out, timing on /diagnostics.
 
 A thin rclpy lifecycle node over :class:`srdb_ros.inference.Enhancer`. ``configure`` loads the backend (and
 builds or loads engines), ``activate`` subscribes and starts the worker, ``deactivate`` stops both, ``cleanup``
 frees the backend. Unless ``managed`` is set, the node configures and activates itself at start.
 
 Subscription callbacks only store the newest frame per camera (an unprocessed older frame is dropped and
-counted); one worker thread converts, runs the backend and publishes, so the node never falls behind its
-inputs. A camera's frames are converted and inferred only while its outputs have subscribers.
+counted); one worker thread converts, runs the backend (frames of the same task and size from any cameras in one
+call) and publishes, so the node never falls behind its inputs. A camera's frames are converted and inferred
+only while its outputs have subscribers. The worker reads one frozen settings snapshot
+(:class:`srdb_ros.ros.settings.NodeSettings`) per batch; an accepted parameter change swaps it whole.
 """
 
 from __future__ import annotations
@@ -30,15 +33,16 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..core.contract import CAMERAS, blur_topic, input_topic, output_tasks, output_topic
+from ..core.contract import blur_topic, input_topic, output_tasks, output_topic
 from ..core.files import file_digest
-from ..inference import AGCConfig, BackendError, Enhancer, Frame, ModelFiles, create_backend
+from ..inference import BackendError, Enhancer, Frame, create_backend
 from ..inference.memory import budget_bytes, max_pixels_for
 from ..models import WeightFileError
 from ..resources import bundled_model
 from .camera import Camera
 from .conversions import (
     ImageConversionError,
+    array_to_compressed_msg,
     array_to_image_msg,
     camera_info_problem,
     image_msg_to_array,
@@ -55,17 +59,19 @@ from .params import (
     usage,
     validate,
 )
+from .settings import CameraSettings, NodeSettings, settings_from
 
 WORKER_JOIN_S = 10.0  # how long stopping waits for the frame in flight before abandoning it
 LOG_THROTTLE_S = 2.0
 LOG_KINDS = 64
-AGC_PARAMS = ("agc.mode", "agc.low_percentile", "agc.high_percentile", "agc.fixed_min", "agc.fixed_max")
+REOPENING = ("enabled", "transport", "task", "compressed_outputs")  # camera settings that rebuild its topics
 
 
 class EnhanceNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("enhance_node", **kwargs)
-        declare_all(self)
+        self._specs = declare_all(self)
+        self.settings: NodeSettings = self._read_settings()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
         self._log_handler = route_library_logging(self.get_logger())
@@ -74,7 +80,7 @@ class EnhanceNode(LifecycleNode):
         self.enhancer: Enhancer | None = None
         self.backend_name = "not configured"
         self.cameras: dict[str, Camera] = {}
-        self.stats = {name: CameraStats(window=self._p("diagnostics.window")) for name in CAMERAS}
+        self.stats = {c.name: CameraStats(window=self.settings.diagnostics.window) for c in self.settings.cameras}
         self._state = "unconfigured"
         self._memory_budget = 0  # bytes one frame may take (set at configure)
         self._active_since = 0.0
@@ -87,8 +93,8 @@ class EnhanceNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self._p("diagnostics.period"), self._publish_diagnostics)
-        if not self._p("managed"):
+        self.create_timer(self.settings.diagnostics.period, self._publish_diagnostics)
+        if not self.settings.managed:
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise self._start_error or RuntimeError("configure failed")
             self.trigger_activate()
@@ -97,35 +103,35 @@ class EnhanceNode(LifecycleNode):
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        s = self.settings
         try:
-            backend = self._make_backend()
-            self.enhancer = Enhancer(backend, self._agc(), self._p("tile_size"), self._p("tile_overlap"))
+            weights = s.weights_path or str(bundled_model())
+            backend = create_backend(s.backend, s.model_files(weights), s.device, s.precision, s.force_engine_update)
+            self.enhancer = Enhancer(backend, s.processing)
             self.backend_name = backend.describe()
-            self._model = _model_description(self._p("weights_path") or str(bundled_model()))
-            self._memory_budget = budget_bytes(backend.memory_device, self._p("memory_budget_mb"))
-            for name in CAMERAS:
-                if self._p(f"{name}.enabled"):
-                    backend.warmup(self._p(f"{name}.task"))
+            self._model = _model_description(weights)
+            self._memory_budget = budget_bytes(backend.memory_device, s.memory_budget_mb)
+            for task in dict.fromkeys(c.task for c in s.enabled_cameras):
+                backend.warmup(task)
         except Exception as exc:  # noqa: BLE001 - a failed configure is a FAILURE transition, not a crash
             self._start_error, self._configure_error = exc, _one_line(exc, 300)
-            if self._p("managed"):  # an auto-started node ends with this line as its exit message instead
+            if s.managed:  # an auto-started node ends with this line as its exit message instead
                 self.get_logger().error(f"configure failed: {_one_line(exc)}")
             self._free_backend()
             return TransitionCallbackReturn.FAILURE
         self._configure_error = ""
         with self._io_lock:
-            for name in CAMERAS:
-                if self._p(f"{name}.enabled"):
-                    self._open_outputs(name)
+            for camera in s.enabled_cameras:
+                self._open_outputs(camera)
         if not self.cameras:
-            self.get_logger().warning("both cameras are disabled (eo.enabled and ir.enabled are false)")
+            self.get_logger().warning(f"every camera is disabled ({', '.join(c.name for c in s.cameras)})")
         if not self._estimates_blur():
             self.get_logger().warning(
                 "the model has no blur estimator: no <camera>/blur topics, and min_blur_px passes no frame through"
             )
         self._state = "inactive"
-        limits = ", ".join(f"{n} ({self._p(f'{n}.task')}) {self._max_pixels(n) / 1e6:.1f} MP" for n in self.cameras)
-        source = "max_pixels" if self._p("max_pixels") else f"a {self._memory_budget / 1e9:.1f} GB memory budget"
+        limits = ", ".join(f"{c.name} ({c.task}) {self._max_pixels(s, c.task) / 1e6:.1f} MP" for c in s.enabled_cameras)
+        source = "max_pixels" if s.max_pixels else f"a {self._memory_budget / 1e9:.1f} GB memory budget"
         self.get_logger().info(f"configured: backend {self.backend_name}; frame limit {limits or '-'} ({source})")
         return super().on_configure(state)
 
@@ -138,7 +144,7 @@ class EnhanceNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="srdb-inference", daemon=True)
         self._worker.start()
         self._state, self._active_since = "active", time.monotonic()
-        tasks = ", ".join(f"{n}: {self._p(f'{n}.task')} ({self._p(f'{n}.transport')})" for n in self.cameras)
+        tasks = ", ".join(f"{c.name}: {c.task} ({c.transport})" for c in self.settings.enabled_cameras)
         self.get_logger().info(f"active: backend {self.backend_name}; cameras {tasks or 'none'}")
         return result
 
@@ -204,28 +210,36 @@ class EnhanceNode(LifecycleNode):
 
     # -- topics -------------------------------------------------------------------------------------
     def _out_qos(self) -> QoSProfile:
-        return QoSProfile(depth=self._p("qos_depth"))
+        return QoSProfile(depth=self.settings.qos_depth)
 
     def _in_qos(self) -> QoSProfile:
         qos = QoSProfile(
-            depth=self._p("qos_depth"),
+            depth=self.settings.qos_depth,
             history=qos_profile_sensor_data.history,
             reliability=qos_profile_sensor_data.reliability,
         )
-        if self._p("input_qos") == "reliable":
+        if self.settings.input_qos == "reliable":
             qos.reliability = ReliabilityPolicy.RELIABLE
         return qos
 
-    def _open_outputs(self, name: str) -> Camera:
-        cam = Camera(name, self.stats[name])
+    def _open_outputs(self, camera: CameraSettings) -> Camera:
+        name = camera.name
+        cam = Camera(name, self.stats[name], camera.transport)
         overrides = QoSOverridingOptions.with_default_policies()
-        for task in output_tasks(self._p(f"{name}.task")):  # only the selected task's outputs are advertised
+        for task in output_tasks(camera.task):  # only the selected task's outputs are advertised
             cam.images[task] = self.create_lifecycle_publisher(
                 Image, output_topic(name, task), self._out_qos(), qos_overriding_options=overrides
             )
             cam.info_pubs[task] = self.create_lifecycle_publisher(
                 CameraInfo, output_topic(name, task, "camera_info"), self._out_qos(), qos_overriding_options=overrides
             )
+            if camera.compressed_outputs != "none":
+                cam.compressed[task] = self.create_lifecycle_publisher(
+                    CompressedImage,
+                    output_topic(name, task, "image_raw/compressed"),
+                    self._out_qos(),
+                    qos_overriding_options=overrides,
+                )
         if self._estimates_blur():
             cam.blur = self.create_lifecycle_publisher(
                 Vector3Stamped, blur_topic(name), self._out_qos(), qos_overriding_options=overrides
@@ -240,7 +254,7 @@ class EnhanceNode(LifecycleNode):
 
     def _open_inputs(self, cam: Camera) -> None:
         overrides = QoSOverridingOptions.with_default_policies()
-        compressed = self._p(f"{cam.name}.transport") == "compressed"
+        compressed = cam.transport == "compressed"
         cam.inputs = [
             self.create_subscription(
                 CompressedImage if compressed else Image,
@@ -271,68 +285,52 @@ class EnhanceNode(LifecycleNode):
         for pub in cam.publishers():
             self.destroy_lifecycle_publisher(pub)
 
-    def _reopen_camera(self, name: str) -> None:
+    def _reopen_camera(self, camera: CameraSettings) -> None:
         """Apply a runtime change of ``<cam>.enabled``, ``<cam>.transport`` or ``<cam>.task`` (its outputs) in the
         current state."""
+        name = camera.name
         with self._io_lock:
             if name in self.cameras:
                 self._close_camera(name)
-            if self._state in ("inactive", "active") and self._p(f"{name}.enabled"):
-                cam = self._open_outputs(name)
+            if self._state in ("inactive", "active") and camera.enabled:
+                cam = self._open_outputs(camera)
                 if self._state == "active":
                     for pub in cam.publishers():
                         pub.on_activate(None)
                     self._open_inputs(cam)
-        transport, task = self._p(f"{name}.transport"), self._p(f"{name}.task")
-        self.get_logger().info(f"{name}: {f'enabled ({task}, {transport})' if name in self.cameras else 'disabled'}")
+        state = f"enabled ({camera.task}, {camera.transport})" if name in self.cameras else "disabled"
+        self.get_logger().info(f"{name}: {state}")
 
     # -- parameters ---------------------------------------------------------------------------------
-    def _p(self, name: str):
-        return self.get_parameter(name).value
+    def _read_settings(self) -> NodeSettings:
+        """A settings snapshot of every parameter's current value."""
+        return settings_from({p.name: p.value for p in self.get_parameters(list(self._specs))}, self._specs)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
-        reason = validate(changes, self._p)
+        current = {p.name: p.value for p in self.get_parameters([n for n in changes if n in self._specs])}
+        reason = validate(changes, lambda name: self.get_parameter(name).value, self._specs)
         if reason:
             self.get_logger().warning(f"rejected parameter change: {reason}")
         else:  # what really changes value (setting a parameter to its current value changes nothing)
-            self._changing = {
-                name for name, value in changes.items() if not self.has_parameter(name) or value != self._p(name)
-            }
+            self._changing = {name for name, value in changes.items() if name not in current or value != current[name]}
         return SetParametersResult(successful=reason is None, reason=reason or "")
 
     def _after_set_parameters(self, params) -> None:
         changed, self._changing = self._changing & {p.name for p in params}, set()
+        self.settings = settings = self._read_settings()  # swapped whole: the worker reads one snapshot per batch
         if self.enhancer is not None:
-            if changed & set(AGC_PARAMS):
-                self.enhancer.agc = self._agc()
-            self.enhancer.tile_size = self._p("tile_size")
-            self.enhancer.tile_overlap = self._p("tile_overlap")
-        for name in CAMERAS:
-            if {f"{name}.enabled", f"{name}.transport", f"{name}.task"} & changed:
-                self._reopen_camera(name)
+            self.enhancer.options = settings.processing
+        for camera in settings.cameras:
+            if {f"{camera.name}.{leaf}" for leaf in REOPENING} & changed:
+                self._reopen_camera(camera)
 
-    def _max_pixels(self, camera: str) -> int:
-        """The frame-size limit of a camera: ``max_pixels``, or what its task fits in the memory budget."""
-        if self._p("max_pixels"):
-            return self._p("max_pixels")
+    def _max_pixels(self, settings: NodeSettings, task: str) -> int:
+        """The frame-size limit of a task: ``max_pixels``, or what the task fits in the memory budget."""
+        if settings.max_pixels:
+            return settings.max_pixels
         device = self.enhancer.backend.memory_device if self.enhancer is not None else "cpu"
-        return max(1, max_pixels_for(self._p(f"{camera}.task"), device, self._memory_budget, self._p("tile_size")))
-
-    def _agc(self) -> AGCConfig:
-        return AGCConfig(*(self._p(k) for k in AGC_PARAMS))
-
-    def _make_backend(self):
-        files = ModelFiles(
-            weights=self._p("weights_path") or str(bundled_model()),
-            onnx=self._p("onnx_path"),
-            engine=self._p("engine_path"),
-            compiled=self._p("compiled_path"),
-            cache_dir=self._p("cache_dir"),
-        )
-        return create_backend(
-            self._p("backend"), files, self._p("device"), self._p("precision"), self._p("force_engine_update")
-        )
+        return max(1, max_pixels_for(task, device, self._memory_budget, settings.tile_size))
 
     # -- data path ----------------------------------------------------------------------------------
     def _on_image(self, cam: Camera, msg) -> None:
@@ -362,24 +360,23 @@ class EnhanceNode(LifecycleNode):
                     self._fail(cam, f"processing failed on {cam.name}: {exc}")
 
     def _process(self, items: list[tuple[Camera, tuple[object, float]]]) -> None:
+        settings = self.settings  # one snapshot for the whole batch
         frames: dict[str, list] = {}
         for cam, (msg, t_recv) in items:
-            task = self._p(f"{cam.name}.task")
-            if cam.subscribers(task) == 0:  # lazy: nobody listens, so no conversion and no inference
+            camera = settings.camera(cam.name)
+            if cam.subscribers(camera.task) == 0:  # lazy: nobody listens, so no conversion and no inference
                 cam.stats.on_idle()
                 continue
             t0 = time.perf_counter()
             try:
-                decoded = image_msg_to_array(msg, self._max_pixels(cam.name), self._p("min_side"))
+                decoded = image_msg_to_array(msg, self._max_pixels(settings, camera.task), settings.min_side)
             except ImageConversionError as exc:
                 transport = "compressed" if hasattr(msg, "format") else "raw"
                 self._fail(cam, f"bad frame on {input_topic(cam.name, transport)}: {exc}")
                 continue
             convert_ms = (time.perf_counter() - t0) * 1e3
-            frame = Frame(
-                decoded.array, task, decoded.color_order, decoded.radiometric, self._p(f"{cam.name}.min_blur_px")
-            )
-            frames.setdefault(task, []).append((cam, msg, t_recv, convert_ms, frame, decoded.encoding))
+            frame = Frame(decoded.array, camera.task, decoded.color_order, decoded.radiometric, camera.min_blur_px)
+            frames.setdefault(camera.task, []).append((cam, msg, t_recv, convert_ms, frame, decoded.encoding))
         enhancer = self.enhancer
         if enhancer is None:  # cleaned up meanwhile
             for group in frames.values():
@@ -387,7 +384,7 @@ class EnhanceNode(LifecycleNode):
                     cam.stats.on_dropped()
             return
         for task, group in frames.items():
-            chunks = [group] if self._p("batch_cameras") else [[g] for g in group]
+            chunks = [group] if settings.batch_cameras else [[g] for g in group]
             for chunk in chunks:
                 try:
                     results = enhancer.enhance_batch([g[4] for g in chunk])
@@ -395,13 +392,18 @@ class EnhanceNode(LifecycleNode):
                     for cam, *_ in chunk:
                         self._fail(cam, f"inference failed on {cam.name} ({task}): {exc}")
                     continue
+                shapes = [g[4].image.shape[:2] for g in chunk]
                 for (cam, msg, t_recv, convert_ms, frame, encoding), result in zip(chunk, results):
-                    self._publish(cam, msg, t_recv, convert_ms, frame, encoding, result, enhancer.backend.upscale)
+                    batch = shapes.count(frame.image.shape[:2])  # frames that shared this frame's backend call
+                    timing = (t_recv, convert_ms, batch)
+                    self._publish(settings, cam, msg, frame, encoding, result, timing, enhancer.backend.upscale)
 
-    def _publish(self, cam, msg, t_recv, convert_ms, frame, encoding, result, upscale) -> None:
+    def _publish(self, settings: NodeSettings, cam, msg, frame, encoding, result, timing, upscale: int) -> None:
+        """Publish one frame's outputs; ``timing``: (receive time, conversion ms, frames in its backend call)."""
+        t_recv, convert_ms, batch = timing
         t0 = time.perf_counter()
         h, w = frame.image.shape[:2]
-        info = cam.info_for(msg.header.stamp, self._p("camera_info_tolerance"))
+        info = cam.info_for(msg.header.stamp, settings.camera_info_tolerance)
         if info is None and cam.has_infos:  # the camera publishes camera_info, but none of this frame's stamp
             cam.stats.on_info_unmatched()
         problem = None if info is None else camera_info_problem(info, w, h, upscale)
@@ -414,10 +416,11 @@ class EnhanceNode(LifecycleNode):
                     cam.stats.on_dropped()  # the camera was disabled or reconfigured while this frame ran
                     return
                 for task in output_tasks(frame.task):
+                    image = result.deblurred if task == "deblur" else result.super_resolved
+                    self._publish_compressed(settings, cam, task, image, encoding, msg.header)
                     if task == "deblur" and result.passed_sharp and isinstance(msg, Image):
                         cam.images[task].publish(msg)  # a sharp frame goes out as it came, byte for byte
                         continue
-                    image = result.deblurred if task == "deblur" else result.super_resolved
                     cam.images[task].publish(array_to_image_msg(image, encoding, msg.header))
                     if info is not None and problem is None:
                         out_info = scale_camera_info(info, upscale if task == "sr" else 1)
@@ -433,8 +436,8 @@ class EnhanceNode(LifecycleNode):
             return
         now = time.perf_counter()
         timings = dict(result.timings_ms, convert=convert_ms, publish=(now - t0) * 1e3, total=(now - t_recv) * 1e3)
-        cam.stats.on_published(timings, None if result.blur is None else result.blur[2], result.passed_sharp)
-        n = self._p("log_every_n")
+        cam.stats.on_published(timings, None if result.blur is None else result.blur[2], result.passed_sharp, batch)
+        n = settings.log_every_n
         if n and cam.stats.published % n == 0:
             snap = cam.stats.snapshot()
             self.get_logger().info(
@@ -442,6 +445,17 @@ class EnhanceNode(LifecycleNode):
                 f"total p50 {snap['total_ms'][0]:.1f} ms p95 {snap['total_ms'][1]:.1f} ms, "
                 f"dropped {snap['dropped']}, failed {snap['errors']}"
             )
+
+    def _publish_compressed(self, settings: NodeSettings, cam: Camera, task: str, image, encoding, header) -> None:
+        """The output's ``image_raw/compressed`` message, encoded only while someone subscribes to it."""
+        pub = cam.compressed.get(task)
+        if pub is None or pub.get_subscription_count() == 0:
+            return
+        fmt, quality = settings.camera(cam.name).compressed_outputs, settings.compressed
+        try:
+            pub.publish(array_to_compressed_msg(image, encoding, fmt, quality.jpeg_quality, quality.png_level, header))
+        except ImageConversionError as exc:  # a 32FC1 output: the raw image still goes out
+            self._warn_throttled(cam, f"{cam.name}: no compressed output: {exc}")
 
     def _fail(self, cam: Camera, reason: str) -> None:
         """Count a failed frame and log it (throttled)."""
@@ -463,37 +477,32 @@ class EnhanceNode(LifecycleNode):
             self.get_logger().warning(reason)
 
     def _publish_diagnostics(self) -> None:
+        s, d = self.settings, self.settings.diagnostics
+        node_name = self.get_fully_qualified_name()
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status.append(
             node_status(
-                self.get_fully_qualified_name(),
-                self._p("hardware_id"),
-                self._state,
-                self.backend_name,
-                self._p("device"),
-                self._model,
-                self._configure_error,
+                node_name, s.hardware_id, self._state, self.backend_name, s.device, self._model, self._configure_error
             )
         )
-        for name in CAMERAS:
-            if not self._p(f"{name}.enabled"):
-                continue
-            cam = self.cameras.get(name)
+        for camera in s.enabled_cameras:
+            cam = self.cameras.get(camera.name)
             msg.status.append(
                 camera_status(
-                    name,
-                    self.get_fully_qualified_name(),
-                    self._p("hardware_id"),
-                    self.stats[name].snapshot(error_hold=self._p("diagnostics.error_hold")),
+                    camera.name,
+                    node_name,
+                    s.hardware_id,
+                    self.stats[camera.name].snapshot(error_hold=d.error_hold),
                     self.backend_name,
-                    self._p(f"{name}.task"),
+                    camera.task,
                     state=self._state,
-                    min_rate=self._p("diagnostics.min_rate"),
-                    stale_after=self._p("diagnostics.stale_after"),
-                    max_stamp_age=self._p("diagnostics.max_stamp_age"),
+                    min_rate=d.min_rate,
+                    stale_after=d.stale_after,
+                    max_stamp_age=d.max_stamp_age,
                     active_for=time.monotonic() - self._active_since,
-                    subscribers=cam.subscribers(self._p(f"{name}.task")) if cam is not None else 0,
+                    subscribers=cam.subscribers(camera.task) if cam is not None else 0,
+                    domain=camera.domain,
                 )
             )
         self.diag_pub.publish(msg)

@@ -6,17 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..resources import config_file
 from .env import apply_to_current_process, ros_environment
 
 
 def node_command(params_file: str | Path | None = None, ros_args: list[str] | None = None) -> list[str]:
-    """argv that runs the node with this interpreter: ``python -m srdb_ros.ros.entry --ros-args ...``."""
-    params_file = params_file or config_file("enhance.yaml")
+    """argv that runs the node with this interpreter: ``python -m srdb_ros.ros.entry --ros-args ...``; without a
+    parameter file the node's defaults apply (``config/enhance.yaml`` holds the same values)."""
     extra = list(ros_args or [])
     if extra[:1] == ["--ros-args"]:
         extra = extra[1:]
-    return [sys.executable, "-m", "srdb_ros.ros.entry", "--ros-args", "--params-file", str(params_file), *extra]
+    files = ["--params-file", str(params_file)] if params_file else []
+    return [sys.executable, "-m", "srdb_ros.ros.entry", "--ros-args", *files, *extra]
 
 
 def start_node(

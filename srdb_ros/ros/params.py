@@ -8,12 +8,12 @@ are up to date.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.contract import TASKS, TRANSPORTS
-from ..core.image_codec import ENCODINGS
+from ..core.contract import BLUR_OUTPUT, DEFAULT_CAMERAS, DOMAINS, OUTPUT_NAMES, TASKS, TRANSPORTS
+from ..core.image_codec import COMPRESSED_FORMATS, ENCODINGS
 from ..inference.backends import BACKENDS, DEVICE, PRECISIONS
 from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 
@@ -21,6 +21,14 @@ from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 # by more than 0.1 dB (docs/node.md, "Blur estimate and sharp frames")
 MIN_BLUR_PX = 1.6
 INPUT_QOS = ("sensor_data", "reliable")
+COMPRESSED_OUTPUTS = ("none", *COMPRESSED_FORMATS)
+CAMERA_NAME = r"[a-z][a-z0-9_]{0,31}"  # a camera's name: its parameter group and the first part of its topics
+DOMAIN_TASKS = {"eo": "deblur", "ir": "sr"}  # a camera's default task by its domain
+RESERVED_TOPIC_PARTS = (*OUTPUT_NAMES.values(), BLUR_OUTPUT, "image_raw", "camera_info")  # no camera's name
+
+
+class ParameterError(ValueError):
+    """A parameter given to the node at start is unknown, of the wrong type or out of range."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class ParamSpec:
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not acceptable (None when it is)."""
+        if isinstance(self.default, list):
+            return self._check_names(value)
         if type(value) is not type(self.default) and not (isinstance(self.default, float) and isinstance(value, int)):
             return f"{self.name} must be a {type(self.default).__name__}, got {type(value).__name__}"
         if self.choices is not None and value not in self.choices:
@@ -48,8 +58,21 @@ class ParamSpec:
             return f"{self.name} must be <= {self.maximum}, got {value!r}"
         return None
 
+    def _check_names(self, value: Any) -> str | None:
+        """A string array of distinct names, each matching ``pattern`` (``cameras``)."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{self.name} must be a list of strings, got {type(value).__name__}"
+        if not value:
+            return f"{self.name} must name at least one"
+        bad = [v for v in value if not re.fullmatch(self.pattern, v)]
+        if bad:
+            return f"{self.name}: {bad[0]!r} is not a name (lower case letters, digits and _, starting with a letter)"
+        if len(set(value)) < len(value):
+            return f"{self.name} names {max(value, key=value.count)!r} twice"
+        return None
 
-PARAMS: tuple[ParamSpec, ...] = (
+
+NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "backend",
         "auto",
@@ -101,41 +124,13 @@ PARAMS: tuple[ParamSpec, ...] = (
         "instead of doing both at start",
         True,
     ),
-    ParamSpec("eo.enabled", True, "Process the EO camera (its topics exist only while enabled)"),
-    ParamSpec("eo.task", "deblur", "EO task: deblur, sr or both", False, TASKS),
     ParamSpec(
-        "eo.transport",
-        "raw",
-        "EO input: raw (sensor_msgs/Image on eo/image_raw) or compressed (CompressedImage on eo/image_raw/compressed)",
-        False,
-        TRANSPORTS,
-    ),
-    ParamSpec(
-        "eo.min_blur_px",
-        MIN_BLUR_PX,
-        "Frames whose estimated blur (eo/blur) is shorter (input pixels) go out on the deblurred topic unchanged, "
-        "without the deblur decoder; 0 = deblur every frame",
-        False,
-        None,
-        0.0,
-    ),
-    ParamSpec("ir.enabled", True, "Process the IR camera (its topics exist only while enabled)"),
-    ParamSpec("ir.task", "sr", "IR task: deblur, sr or both", False, TASKS),
-    ParamSpec(
-        "ir.transport",
-        "raw",
-        "IR input: raw (sensor_msgs/Image on ir/image_raw) or compressed (CompressedImage on ir/image_raw/compressed)",
-        False,
-        TRANSPORTS,
-    ),
-    ParamSpec(
-        "ir.min_blur_px",
-        MIN_BLUR_PX,
-        "Frames whose estimated blur (ir/blur) is shorter (input pixels) go out on the deblurred topic unchanged, "
-        "without the deblur decoder; 0 = deblur every frame",
-        False,
-        None,
-        0.0,
+        "cameras",
+        list(DEFAULT_CAMERAS),
+        "The cameras this node processes, any number; each has the <camera>.* parameters below and the topics "
+        "<camera>/image_raw, <camera>/deblurred/image_raw, ...",
+        True,
+        pattern=CAMERA_NAME,
     ),
     ParamSpec(
         "agc.mode",
@@ -148,6 +143,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("agc.high_percentile", 99.0, "Percentile mapped to white (percentile mode)", False, None, 0.0, 100.0),
     ParamSpec("agc.fixed_min", 0.0, "Count (or 32FC1 value) mapped to black (fixed mode)"),
     ParamSpec("agc.fixed_max", 65535.0, "Count (or 32FC1 value) mapped to white (fixed mode)"),
+    ParamSpec("compressed.jpeg_quality", 95, "JPEG quality of compressed outputs", False, None, 1, 100),
+    ParamSpec("compressed.png_level", 3, "PNG compression level of compressed outputs", False, None, 0, 9),
     ParamSpec(
         "input_qos",
         "sensor_data",
@@ -172,7 +169,7 @@ PARAMS: tuple[ParamSpec, ...] = (
         None,
         0.0,
     ),
-    ParamSpec("batch_cameras", True, "Run EO and IR frames of the same task and size in one backend call"),
+    ParamSpec("batch_cameras", True, "Run frames of the same task and size from any cameras in one backend call"),
     ParamSpec(
         "max_pixels",
         0,
@@ -236,16 +233,99 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("log_every_n", 100, "Log one INFO line per this many frames per camera; 0 = never", False, None, 0),
 )
 
-SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+# each camera's parameters, named <camera>.<name>; "{cam}" in a description is the camera's name
+CAMERA_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "domain",
+        "eo",
+        "What {cam} sees: eo (visible) or ir (thermal); sets {cam}.task's default (eo: deblur, ir: sr); default ir "
+        "for a camera named ir, else eo",
+        True,
+        DOMAINS,
+    ),
+    ParamSpec("enabled", True, "Process {cam} (its topics exist only while enabled)"),
+    ParamSpec("task", "deblur", "{cam} task: deblur, sr or both", False, TASKS),
+    ParamSpec(
+        "transport",
+        "raw",
+        "{cam} input: raw (sensor_msgs/Image on {cam}/image_raw) or compressed (CompressedImage on "
+        "{cam}/image_raw/compressed)",
+        False,
+        TRANSPORTS,
+    ),
+    ParamSpec(
+        "compressed_outputs",
+        "none",
+        "Also publish each output image of {cam} compressed on <output>/image_raw/compressed (image_transport's "
+        "compressed format: jpeg 8 bit, png keeps 16 bit), encoded only while subscribed; none = raw only",
+        False,
+        COMPRESSED_OUTPUTS,
+    ),
+    ParamSpec(
+        "min_blur_px",
+        MIN_BLUR_PX,
+        "Frames whose estimated blur ({cam}/blur) is shorter (input pixels) go out on the deblurred topic unchanged, "
+        "without the deblur decoder; 0 = deblur every frame",
+        False,
+        None,
+        0.0,
+    ),
+)
+CAMERA_LEAVES = tuple(spec.name for spec in CAMERA_PARAMS)
+
+
+def default_domain(camera: str) -> str:
+    return "ir" if camera == "ir" else "eo"
+
+
+def camera_specs(camera: str, domain: str | None = None) -> tuple[ParamSpec, ...]:
+    """The parameters of one camera, with the defaults of its domain."""
+    domain = domain or default_domain(camera)
+    defaults = {"domain": domain, "task": DOMAIN_TASKS[domain]}
+    return tuple(
+        replace(
+            spec,
+            name=f"{camera}.{spec.name}",
+            default=defaults.get(spec.name, spec.default),
+            description=spec.description.format(cam=camera),
+        )
+        for spec in CAMERA_PARAMS
+    )
+
+
+def node_specs(start: Mapping[str, Any] | None = None) -> dict[str, ParamSpec]:
+    """The parameter table of a node started with these values (``cameras`` and ``<camera>.domain`` decide which
+    camera parameters exist and their defaults), in declaration order. Raises :class:`ParameterError` for a bad
+    camera list or domain."""
+    start = start or {}
+    node_wide = {spec.name: spec for spec in NODE_PARAMS}
+    cameras = start.get("cameras", node_wide["cameras"].default)
+    reason = node_wide["cameras"].check(cameras)
+    if reason:
+        raise ParameterError(reason)
+    groups = {name.split(".")[0] for name in node_wide} | {"qos_overrides", *RESERVED_TOPIC_PARTS}
+    taken = sorted(groups & set(cameras))
+    if taken:
+        raise ParameterError(f"cameras: {taken[0]!r} is taken by the node's own parameters; name the camera otherwise")
+    table: dict[str, ParamSpec] = {}
+    for name, spec in node_wide.items():
+        table[name] = spec
+        if name == "cameras":
+            for camera in cameras:
+                domain = start.get(f"{camera}.domain", default_domain(camera))
+                if domain not in DOMAINS:
+                    raise ParameterError(f"{camera}.domain must be one of {list(DOMAINS)}, got {domain!r}")
+                table.update((spec.name, spec) for spec in camera_specs(camera, domain))
+    return table
+
+
+SPECS: dict[str, ParamSpec] = node_specs()  # the table of a node with the default cameras
+PARAMS: tuple[ParamSpec, ...] = tuple(SPECS.values())
 ROS_OWN = ("use_sim_time", "start_type_description_service")  # declared by rclpy itself
 ROS_OWN_PREFIXES = ("qos_overrides.",)
 
 
 TYPO_SIMILARITY = 0.8  # difflib ratio from which an unknown name counts as a typo of one of ours ("eo.taks")
-
-
-class ParameterError(ValueError):
-    """A parameter given to the node at start is unknown, of the wrong type or out of range."""
 
 
 def descriptor(spec: ParamSpec):
@@ -268,17 +348,22 @@ def descriptor(spec: ParamSpec):
 def check_overrides(overrides: dict[str, Any]) -> list[str]:
     """Check start-up values (``-p``, parameter files): a value of the wrong type or range, or a name that is a
     near miss of one of ours (a typo: the error names the close parameter), is refused. Names unlike any of ours
-    are other nodes' (a shared ``/**`` parameter file): returned, for one warning, and ignored as rclpy and
-    rclcpp nodes ignore undeclared overrides."""
+    are other nodes' (a shared ``/**`` parameter file), as are the parameters of cameras not in ``cameras``:
+    returned, for one warning, and ignored as rclpy and rclcpp nodes ignore undeclared overrides."""
     import difflib
 
+    specs = node_specs(overrides)
     foreign = []
     for name, value in overrides.items():
         if name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
             continue
-        spec = SPECS.get(name)
+        spec = specs.get(name)
+        group, _, leaf = name.partition(".")
+        if spec is None and leaf in CAMERA_LEAVES and re.fullmatch(CAMERA_NAME, group):
+            foreign.append(name)  # a parameter of a camera this node does not have (another node's)
+            continue
         if spec is None:
-            close = difflib.get_close_matches(name, SPECS, n=1, cutoff=TYPO_SIMILARITY)
+            close = difflib.get_close_matches(name, specs, n=1, cutoff=TYPO_SIMILARITY)
             if close:
                 raise ParameterError(f"unknown parameter {name!r}; did you mean {close[0]}?")
             foreign.append(name)
@@ -325,25 +410,29 @@ def command_line_values(argv: list[str]) -> dict[str, Any]:
     return values
 
 
-def declare_all(node) -> None:
+def declare_all(node) -> dict[str, ParamSpec]:
     """Validate the node's start-up values by the runtime rules, then declare every parameter with its
-    descriptor. Raises :class:`ParameterError` (one line) for anything invalid."""
+    descriptor; returns the node's parameter table. Raises :class:`ParameterError` (one line) for anything
+    invalid."""
     overrides = {name: p.value for name, p in getattr(node, "_parameter_overrides", {}).items()}
     foreign = check_overrides(overrides)
+    specs = node_specs(overrides)
     if foreign:
+        cameras = ", ".join(overrides.get("cameras", DEFAULT_CAMERAS))
         node.get_logger().warning(
-            f"ignoring {len(foreign)} parameter(s) this node does not have (meant for other nodes?): "
-            + ", ".join(sorted(foreign)[:20])
+            f"ignoring {len(foreign)} parameter(s) this node does not have (meant for other nodes? its cameras: "
+            f"{cameras}): " + ", ".join(sorted(foreign)[:20])
         )
-    start = {spec.name: overrides.get(spec.name, spec.default) for spec in PARAMS}
-    reason = validate(start, lambda name: start[name])
+    start = {name: overrides.get(name, spec.default) for name, spec in specs.items()}
+    reason = validate(start, start.__getitem__, specs)
     if reason:
         raise ParameterError(reason)
-    for spec in PARAMS:
+    for spec in specs.values():
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
+    return specs
 
 
-TOPICS = (  # <cam> is eo or ir
+TOPICS = (  # <cam> is each name in `cameras` (default eo, ir)
     ("<cam>/image_raw", "in", "sensor_msgs/Image (<cam>.transport raw); encodings below"),
     ("<cam>/image_raw/compressed", "in", "sensor_msgs/CompressedImage (<cam>.transport compressed): jpeg, png"),
     ("<cam>/camera_info", "in", "sensor_msgs/CameraInfo (optional)"),
@@ -351,6 +440,7 @@ TOPICS = (  # <cam> is eo or ir
     ("<cam>/deblurred/camera_info", "out", "sensor_msgs/CameraInfo of the input, same stamp"),
     ("<cam>/super_resolved/image_raw", "out", "sensor_msgs/Image, x4 (task sr or both)"),
     ("<cam>/super_resolved/camera_info", "out", "sensor_msgs/CameraInfo scaled x4, same stamp"),
+    ("<cam>/<output>/image_raw/compressed", "out", "sensor_msgs/CompressedImage (<cam>.compressed_outputs jpeg/png)"),
     ("<cam>/blur", "out", "geometry_msgs/Vector3Stamped: the frame's blur (x, y: axis x length; z: length, px)"),
     ("/diagnostics", "out", "diagnostic_msgs/DiagnosticArray"),
 )
@@ -367,6 +457,7 @@ def usage(command: str = "ros2 run srdb_ros enhance_node") -> str:
         "examples:",
         f"  {command} --ros-args -p eo.task:=both -r eo/image_raw:=/camera/image_raw",
         f"  {command} --ros-args --params-file my_params.yaml -r __ns:=/front",
+        f"  {command} --ros-args -p cameras:=[front,rear,thermal] -p thermal.domain:=ir",
         "",
         "topics (relative names: remap with -r NAME:=NEW, or set a namespace with -r __ns:=/NS):",
         *[f"  {name:34s} {direction:4s} {kind}" for name, direction, kind in TOPICS],
@@ -385,18 +476,41 @@ def usage(command: str = "ros2 run srdb_ros enhance_node") -> str:
 
 SECTIONS = {  # comments above groups of parameters in the generated enhance.yaml
     "backend": "Model and backend (read-only after start)",
-    "eo.enabled": "Cameras: task is deblur | sr | both, changeable at runtime",
+    "cameras": "Cameras: any number, each with its own group; task is deblur | sr | both, changeable at runtime",
     "agc.mode": "16-bit thermal automatic gain control",
     "input_qos": "Transport and load",
     "diagnostics.min_rate": "Diagnostics on /diagnostics",
 }
 GENERATED = "generated from srdb_ros/ros/params.py by `python -m srdb_ros.ros.params --write`; edit that table"
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+
+
+def _schema_entry(spec: ParamSpec) -> dict:
+    entry = {"type": _JSON_TYPES[type(spec.default)], "default": spec.default, "description": spec.description}
+    if spec.choices:
+        entry["enum"] = list(spec.choices)
+    if spec.pattern:
+        pattern = {"pattern": f"^(?:{spec.pattern})$"}
+        if isinstance(spec.default, list):
+            entry.update(items={"type": "string", **pattern}, minItems=1, uniqueItems=True)
+        else:
+            entry.update(pattern)
+    if spec.minimum is not None:
+        entry["minimum"] = spec.minimum
+    if spec.maximum is not None:
+        entry["maximum"] = spec.maximum
+    return entry
 
 
 def json_schema() -> dict:
-    """JSON schema of a parameter file (``/**: ros__parameters:``), nested as the dotted names are."""
-    root: dict = {"type": "object", "additionalProperties": False, "properties": {}}
+    """JSON schema of a parameter file (``/**: ros__parameters:``), nested as the dotted names are; a group not
+    named here is a camera of ``cameras`` (the defaults of the eo domain)."""
+    camera = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {spec.name.split(".")[1]: _schema_entry(spec) for spec in camera_specs("<camera>", "eo")},
+    }
+    root: dict = {"type": "object", "additionalProperties": camera, "properties": {}}
     for spec in PARAMS:
         *groups, leaf = spec.name.split(".")
         node = root
@@ -404,16 +518,7 @@ def json_schema() -> dict:
             node = node["properties"].setdefault(
                 group, {"type": "object", "additionalProperties": False, "properties": {}}
             )
-        entry = {"type": _JSON_TYPES[type(spec.default)], "default": spec.default, "description": spec.description}
-        if spec.choices:
-            entry["enum"] = list(spec.choices)
-        if spec.pattern:
-            entry["pattern"] = f"^(?:{spec.pattern})$"
-        if spec.minimum is not None:
-            entry["minimum"] = spec.minimum
-        if spec.maximum is not None:
-            entry["maximum"] = spec.maximum
-        node["properties"][leaf] = entry
+        node["properties"][leaf] = _schema_entry(spec)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Parameters of srdb_ros enhance_node",
@@ -424,6 +529,8 @@ def json_schema() -> dict:
 
 
 def _yaml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_yaml_value, value)) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -485,12 +592,15 @@ def generated_files(root) -> dict:
     }
 
 
-def validate(changes: dict[str, Any], current: Callable[[str], Any]) -> str | None:
-    """Reason to reject a set of parameter changes (None to accept); checks cross-parameter rules too."""
+def validate(
+    changes: dict[str, Any], current: Callable[[str], Any], specs: Mapping[str, ParamSpec] = SPECS
+) -> str | None:
+    """Reason to reject a set of parameter changes (None to accept) to a node with the parameter table ``specs``;
+    checks cross-parameter rules too."""
     for name, value in changes.items():
         if name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
             continue  # rclpy's own parameters (use_sim_time, ...) are rclpy's to check
-        spec = SPECS.get(name)
+        spec = specs.get(name)
         if spec is None:
             return f"unknown parameter {name}"
         reason = spec.check(value)

@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
+from ros_probe import exit_code  # noqa: E402
+
 from srdb_ros.ros.launcher import start_node  # noqa: E402
 
 
@@ -23,12 +25,7 @@ def test_signal_during_start_up_exits_0_without_traceback(tmp_path, sig, delay, 
     )
     time.sleep(delay)
     proc.send_signal(sig)
-    try:
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = exit_code(proc, 60)
     text = log.read_text()
     assert code == 0, (delay, sig, code, text[-2000:])
     assert "Traceback" not in text and "context is invalid" not in text, text[-2000:]
