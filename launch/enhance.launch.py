@@ -4,7 +4,7 @@
         engine_path:=/data/srdb_student_{task}.engine namespace:=front \
         eo_image:=/camera/color/image_raw ir_image:=/thermal/image_raw
 
-Parameters come from ``params_file``; ``eo_task``, ``ir_task``, ``backend``, ``engine_path``,
+Parameters come from ``params_file``; ``cameras``, ``eo_task``, ``ir_task``, ``backend``, ``engine_path``,
 ``force_engine_update``, ``managed``, ``use_sim_time`` and the ``*_transport`` arguments override it only when
 given on the command line. ``managed:=true`` (or ``managed: true`` in the parameter file) starts a lifecycle node
 that waits for configure and activate (from a lifecycle manager or ``ros2 lifecycle set``); by default the node

@@ -366,6 +366,9 @@ def test_launch_arguments_override_the_params_file_only_when_given():
     }
     with pytest.raises(ValueError):
         parameter_overrides({"force_engine_update": "maybe"})
+    assert parameter_overrides({"cameras": "[front, rear,thermal]"}) == {"cameras": ["front", "rear", "thermal"]}
+    with pytest.raises(ValueError, match="twice"):
+        parameter_overrides({"cameras": "front,front"})
     source = (ROOT / "launch" / "enhance.launch.py").read_text()
     assert "parameter_overrides(" in source and '"eo.task": LaunchConfiguration' not in source
 

@@ -560,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
             # the inference thread is still inside PyTorch / ONNX Runtime with the frame in flight: finalising the
             # interpreter under it aborts the process ("terminate called without an active exception"), so the
             # frame is abandoned and the process ends here, its output flushed
+            print(
+                f"enhance_node: a frame still inside the backend after {WORKER_JOIN_S:g} s was abandoned",
+                file=sys.stderr,
+            )
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()

@@ -9,6 +9,7 @@ from .params import SPECS
 
 # launch argument -> node parameter; an empty value (the default) leaves the parameter file's value in force
 PARAMETER_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "cameras": ("cameras", "the cameras, e.g. [front,rear,thermal] (default: the parameter file's, else [eo, ir])"),
     "eo_task": ("eo.task", "EO task: deblur, sr or both (default: the parameter file's eo.task)"),
     "ir_task": ("ir.task", "IR task: deblur, sr or both (default: the parameter file's ir.task)"),
     "backend": ("backend", "auto, tensorrt, onnxruntime or torch (default: the parameter file's backend)"),
@@ -66,6 +67,12 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
             if value.lower() not in ("true", "false"):
                 raise ValueError(f"{argument} must be true or false, not {value!r}")
             overrides[parameter] = value.lower() == "true"
+        elif parameter == "cameras":
+            names = [name.strip() for name in value.strip("[]").split(",") if name.strip()]
+            reason = SPECS["cameras"].check(names)
+            if reason:
+                raise ValueError(f"{argument}: {reason}")
+            overrides[parameter] = names
         else:
             overrides[parameter] = value
     return overrides
