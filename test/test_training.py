@@ -299,7 +299,9 @@ def test_time_budgeted_stage_stops_cleanly_and_runs_start_from_given_weights(tmp
     assert record["stopped_by"] == "time" and record["steps"] >= 1 and record["seconds"] >= 3.0
     rows = [row for row in csv.DictReader((tmp_path / "run" / "metrics.csv").open()) if row["stage"] == "phase1"]
     assert [int(row["step"]) for row in rows] == list(range(1, record["steps"] + 1))
-    assert all(float(row["seconds"]) < 3.0 for row in rows[:-1])
+    # each of those rows was logged before the next step's budget check found less than 3 s had passed; the log
+    # keeps 2 decimals and rounding keeps order, so a row logged at 2.996 s reads 3.0, never more
+    assert all(float(row["seconds"]) <= 3.0 for row in rows[:-1])
     ckpt = torch.load(tmp_path / "run" / "phase1" / "last.pt", weights_only=True)
     assert ckpt["step"] == record["steps"] and ckpt["elapsed"] >= 3.0  # the checkpoint holds the stopping point
     init = load_file(str(tmp_path / "run" / "init" / "teacher.safetensors"))
