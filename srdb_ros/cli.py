@@ -79,7 +79,12 @@ def _run_data_check(args) -> int:
 def _run_score(args) -> int:
     from .quality.scoring import ScoreOptions, score_command
 
-    return score_command(_options(ScoreOptions, args))
+    opts = _options(ScoreOptions, args)
+    if opts.suite:
+        from .quality.suite import suite_command
+
+        return suite_command(opts)
+    return score_command(opts)
 
 
 def _run_fig9(args) -> int:

@@ -48,7 +48,9 @@ def test_every_parameter_lands_in_the_settings_snapshot():
 def test_todays_two_camera_table_is_unchanged_and_bad_camera_lists_are_refused():
     default = node_specs()
     assert [n for n in default if n.startswith(("eo.", "ir."))] == [
-        f"{cam}.{leaf}" for cam in ("eo", "ir") for leaf in ("domain", "enabled", "task", "transport", "min_blur_px")
+        f"{cam}.{leaf}"
+        for cam in ("eo", "ir")
+        for leaf in ("domain", "enabled", "task", "transport", "compressed_outputs", "min_blur_px")
     ]
     assert default["eo.task"].default == "deblur" and default["ir.task"].default == "sr"
     assert "cameras: [eo, ir]" in params_yaml()

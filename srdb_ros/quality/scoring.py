@@ -208,15 +208,10 @@ class ScoreOptions(ScoringSelection):
 
 
 def score_command(opts: ScoreOptions) -> int:
-    """``srdb score``."""
+    """``srdb score`` on one test set (``--suite``: :func:`srdb_ros.quality.suite.suite_command`)."""
     from ..models import load_model_or_config
 
     model = load_model_or_config(opts.model, opts.random_init).eval()
-    if opts.suite:
-        from .suite import SuiteData, suite_command
-
-        data = SuiteData(Path(opts.data_root), opts.max_images or SuiteData.max_images, opts.crop or SuiteData.crop)
-        return suite_command(model, data, opts.json)
     synth = eval_synthesizer(opts.blur_model, opts.blur_seed, *opts.blur_length)
     if opts.task == "deblur":
         if opts.pairs and (Path(opts.pairs) / "blur").is_dir():

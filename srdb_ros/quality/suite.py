@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data.blur import blur_extent, linear_to_srgb, srgb_to_linear
 from ..data.datasets import list_images, read_image
-from .scoring import Pair, center_crop, eval_synthesizer, score
+from .scoring import Pair, ScoreOptions, center_crop, eval_synthesizer, score
 
 SUITE_SEED = 2024
 EO_SENSOR_NOISE = (2e-4, 5e-4)  # shot gain, read std in linear light: ~1.8 grey levels at mid grey
@@ -340,8 +340,12 @@ def format_suite(result: dict) -> str:
     return "\n".join(lines)
 
 
-def suite_command(model, data: SuiteData, as_json: bool) -> int:
-    """Print the suite for ``model`` as a table or JSON."""
+def suite_command(opts: ScoreOptions) -> int:
+    """``srdb score --suite deblur``: the suite for the model of ``opts``, as a table or JSON."""
+    from ..models import load_model_or_config
+
+    model = load_model_or_config(opts.model, opts.random_init).eval()
+    data = SuiteData(Path(opts.data_root), opts.max_images or SuiteData.max_images, opts.crop or SuiteData.crop)
     result = run_suite(model, data)
-    print(json.dumps(result, indent=2) if as_json else format_suite(result))
+    print(json.dumps(result, indent=2) if opts.json else format_suite(result))
     return 0
