@@ -492,6 +492,7 @@ def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
                         "backend": "torch",
                         "params_file": str(params),
                         "eo_task": "both",
+                        "cameras": "[eo, thermal]",
                     }.items(),
                 ),
                 launch.actions.TimerAction(period=25.0, actions=[launch.actions.Shutdown()]),
@@ -500,7 +501,7 @@ def test_launch_file_runs_with_launch_ros(tmp_path, student_weights, probe):
     )
     assert ls.run() == 0
     names = {s.name for a in probe.messages("/diagnostics") for s in a.status}
-    assert "/front/enhance_node: eo" in names
+    assert {"/front/enhance_node: eo", "/front/enhance_node: thermal"} <= names
 
 
 def _wait_output(probe, topic: str, stamp: int, publish) -> object:

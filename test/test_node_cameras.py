@@ -135,3 +135,19 @@ def test_a_duplicate_camera_name_is_one_line_and_exit_2(tmp_path, student_weight
     code = exit_code(start_node(ros_args=["-p", "cameras:=[front,front]"], log_path=tmp_path / "node.log"), 60)
     log = (tmp_path / "node.log").read_text()
     assert code == 2 and "cameras names 'front' twice" in log and "Traceback" not in log, log
+
+
+def test_a_launch_ros_parameter_file_with_a_camera_list_passes_the_file_check(tmp_path):
+    """launch_ros writes list parameters as ``!!python/tuple`` sequences, which rcl reads as plain lists."""
+    import yaml
+
+    from srdb_ros.ros.params import check_params_files
+
+    written = tmp_path / "launch_params_x"
+    written.write_text(yaml.dump({"/**": {"ros__parameters": {"cameras": ("eo", "thermal")}}}))
+    assert "!!python/tuple" in written.read_text()
+    check_params_files(["enhance_node", "--ros-args", "--params-file", str(written)])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2\n")
+    with pytest.raises(ParameterError, match="not valid YAML"):
+        check_params_files(["enhance_node", "--ros-args", "--params-file", str(broken)])

@@ -374,6 +374,25 @@ def check_overrides(overrides: dict[str, Any]) -> list[str]:
     return foreign
 
 
+def _untagged_loader():
+    """A safe YAML loader that reads tagged values as their plain node, as rcl's parser does: launch_ros writes
+    list parameters as ``!!python/tuple`` sequences."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def plain(loader, _suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)
+
+    Loader.add_multi_constructor("", plain)
+    return Loader
+
+
 def check_params_files(argv: list[str]) -> None:
     """Every ``--params-file`` of a ROS command line exists and is a YAML mapping (rcl would end in a traceback)."""
     import yaml
@@ -383,7 +402,7 @@ def check_params_files(argv: list[str]) -> None:
             continue
         try:
             with open(item) as f:
-                content = yaml.safe_load(f)
+                content = yaml.load(f, Loader=_untagged_loader())  # noqa: S506 - a safe loader that keeps tags plain
         except OSError as exc:
             raise ParameterError(f"parameter file {item}: {exc.strerror.lower()}") from None
         except yaml.YAMLError as exc:
