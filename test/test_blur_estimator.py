@@ -159,3 +159,51 @@ def test_enhance_writes_each_estimate_and_passes_frames_below_min_blur_px(model_
         with open(tmp_path / folder / "frames.csv") as table:
             (row,) = list(csv.DictReader(table))
         assert float(row["blur_px"]) >= 0 and row["passed_sharp"] == passed and row["input"].endswith("a.png")
+
+
+class _FixedBlur(torch.nn.Module):
+    """A stand-in estimator that measures every frame as ``length`` px (traceable, for the ONNX check)."""
+
+    def __init__(self, length: float) -> None:
+        super().__init__()
+        self.length = length
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        zero = features.mean(dim=(1, 2, 3))[:, None] * 0
+        return zero + torch.tensor([[self.length, 0.0, self.length]])
+
+
+def test_the_deblur_correction_fades_in_with_the_estimated_blur(tmp_path):
+    from srdb_ros.export.onnx_export import export_onnx
+    from srdb_ros.models import ModelConfig
+
+    torch.manual_seed(0)
+    model = build_model("student")
+    model.add_blur_head()
+    model.eval()
+    x = torch.rand(1, 3, 32, 40)
+    outputs = {}
+    for fade in ((0.0, 0.0), (1.0, 4.0)):
+        model.set_fade(*fade)
+        for length in (0.5, 2.5, 10.0):
+            model.blur_head = _FixedBlur(length)
+            with torch.no_grad():
+                outputs[fade, length] = model(x, "deblur").deblur[-1]
+    full = outputs[(0.0, 0.0), 2.5]
+    assert torch.equal(outputs[(1.0, 4.0), 0.5], x)  # estimated sharp: the input, exactly
+    assert torch.allclose(outputs[(1.0, 4.0), 2.5] - x, 0.5 * (full - x), atol=1e-6)  # halfway: half the correction
+    assert torch.equal(outputs[(1.0, 4.0), 10.0], outputs[(0.0, 0.0), 10.0])  # blurred: all of it
+    model.train()
+    with torch.no_grad():
+        assert torch.allclose(model(x, "deblur").deblur[-1], outputs[(0.0, 0.0), 0.5], atol=1e-6)  # not in training
+    model.eval()
+    model.blur_head = _FixedBlur(2.5)
+    assert export_onnx(model, "deblur", tmp_path / "faded.onnx").max_abs_diff < 1e-4  # the fade is in the graph
+    model.add_blur_head()
+    model.set_fade(1.0, 4.0)
+    save_model(model, tmp_path / "faded.safetensors")
+    assert load_model(tmp_path / "faded.safetensors").config.fade_to_px == 4.0
+    with pytest.raises(ValueError, match="fade needs the blur estimator"):
+        ModelConfig(fade_from_px=1.0, fade_to_px=4.0)
+    with pytest.raises(ValueError, match="fade needs"):
+        ModelConfig(blur_head=True, fade_from_px=4.0, fade_to_px=1.0)

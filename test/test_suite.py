@@ -103,13 +103,15 @@ def test_every_row_scores_the_model_against_the_blurry_input(tmp_path):
         r = rows[row.name]
         assert r["frames"] > 0
         if row.identity:  # sharp frames: nothing to undo, the identity leaves them as they are
-            assert r["gain"] is None and r["model_psnr"] == float("inf") and abs(r["mean_shift_grey"]) < 1e-4
+            assert r["gain"] is None and r["model_psnr"] is None and abs(r["mean_shift_grey"]) < 1e-4
+            assert r["frames_unchanged"] == r["frames"] and r["worst_frame_psnr"] is None
         else:  # the identity's output is the blurry input: no gain, and every blur row is really blurred
             assert r["gain"] == pytest.approx(0.0, abs=1e-9)
             assert r["blurry_psnr"] < 60
     assert rows["Levin kernels, linear light (Sun-Hays)"]["frames"] == 8  # 8 kernels on one frame
     assert result["summary"]["worst_gain"] == min(r["gain"] for r in result["rows"] if r["gain"] is not None)
-    json.dumps(result)
+    json.dumps(result, allow_nan=False)  # strict JSON: no Infinity for frames returned unchanged
+    assert "returned unchanged" in format_suite(result)
 
 
 def test_a_model_with_the_estimator_gets_its_errors_per_row_and_a_safe_threshold(tmp_path):

@@ -66,7 +66,7 @@ def export_onnx(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     model = model.to_deploy().eval().float().cpu()
-    graph = TaskGraph(model, task)
+    graph = TaskGraph(model, task).eval()  # torch.onnx.export restores the mode it finds: keep it eval
     h, w = (s + (-s) % PAD_MULTIPLE for s in sample_size)
     dummy = torch.rand(1, 3, h, w)
     if fp16:  # a strongly typed fp16 graph, as TensorRT 10 wants for fp16 engines
@@ -119,7 +119,7 @@ def check_parity(
     in_type = session.get_inputs()[0].type
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = [t.float().numpy() for t in TaskGraph(model.float(), task)(x)]
+        expected = [t.float().numpy() for t in TaskGraph(model.float(), task).eval()(x)]
     feed = x.numpy().astype(np.float16 if "float16" in in_type else np.float32)
     got = session.run(None, {INPUT_NAME: feed})
     diff = max(float(np.abs(g.astype(np.float32) - e).max()) for g, e in zip(got, expected))

@@ -26,6 +26,10 @@ class ModelConfig:
     fit_kernel: int = 3
     deploy: bool = False
     blur_head: bool = False  # the blur estimator on the bottleneck (models.blur_head)
+    # inference (eval mode) only, with the estimator: the deblur correction (output - input) fades in with the
+    # estimated blur, none below fade_from_px, all of it from fade_to_px on; 0, 0 = always all of it
+    fade_from_px: float = 0.0
+    fade_to_px: float = 0.0
 
     # bounds checked before anything is allocated: a weight file's metadata must not be able to ask for gigabytes
     LIMITS = {"base_channels": (4, 128), "num_res": (1, 32), "span_channels": (8, 256), "fit_kernel": (1, 7)}
@@ -41,6 +45,11 @@ class ModelConfig:
             raise ValueError(f"model config: fit_kernel must be odd, got {self.fit_kernel}")
         if self.upscale != SCALE:
             raise ValueError(f"model config: upscale must be {SCALE} (the network's x{SCALE} SR), got {self.upscale!r}")
+        fade = (self.fade_from_px, self.fade_to_px)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in fade):
+            raise ValueError(f"model config: fade_from_px and fade_to_px must be numbers, got {fade!r}")
+        if fade != (0, 0) and not (self.blur_head and 0 <= fade[0] < fade[1] <= 1000):
+            raise ValueError(f"model config: a fade needs the blur estimator and 0 <= from < to <= 1000, got {fade}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +119,10 @@ class SRDeblurNet(nn.Module):
         self.config = ModelConfig(**{**self.config.to_dict(), "blur_head": True})
         return self.blur_head
 
+    def set_fade(self, from_px: float, to_px: float) -> None:
+        """Record the fade of the deblur correction in the config (0, 0: none; see :class:`ModelConfig`)."""
+        self.config = ModelConfig(**{**self.config.to_dict(), "fade_from_px": from_px, "fade_to_px": to_px})
+
     @property
     def upscale(self) -> int:
         return self.config.upscale
@@ -136,11 +149,14 @@ class SRDeblurNet(nn.Module):
         min_blur_px: float = 0.0,
     ) -> SRDeblurOutput:
         """``min_blur_px`` > 0 (a model with a blur estimator): frames whose estimated blur is shorter skip the
-        deblur decoder, and their deblurred output is the input itself."""
+        deblur decoder, and their deblurred output is the input itself. In eval mode, a model whose config sets a
+        fade (``fade_from_px``, ``fade_to_px``) adds only part of its correction to frames it estimates as nearly
+        sharp."""
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected an N x {{1,3}} x H x W tensor, got shape {tuple(x.shape)}")
+        given = x
         mono = x.shape[1] == 1
         if mono:
             x = x.expand(-1, 3, -1, -1)
@@ -158,6 +174,8 @@ class SRDeblurNet(nn.Module):
             if pad_h or pad_w:
                 deblur = [_crop(d, h, w, x.shape[-2]) for d in deblur]
             out.deblur = [_to_mono(d) for d in deblur] if mono else deblur
+            if out.blur is not None and self.config.fade_to_px > 0 and not self.training:
+                out.deblur[-1] = self._fade(given, out.deblur[-1], out.blur[:, 2])
         if task in ("sr", "both"):
             sr, sr_input = self.sr_head(feats)
             s = self.upscale
@@ -165,6 +183,12 @@ class SRDeblurNet(nn.Module):
             out.sr = _to_mono(sr) if mono else sr
             out.sr_input = sr_input if return_features else None
         return out
+
+    def _fade(self, given: torch.Tensor, deblurred: torch.Tensor, blur_px: torch.Tensor) -> torch.Tensor:
+        """The input plus the share of the correction that the estimated blur calls for (0 to 1 per frame)."""
+        low, high = self.config.fade_from_px, self.config.fade_to_px
+        share = ((blur_px - low) / (high - low)).clamp(0.0, 1.0).view(-1, 1, 1, 1)
+        return given + share * (deblurred - given)
 
     def _decode_blurred(self, feats: EncoderFeatures, blurred: torch.Tensor) -> torch.Tensor:
         """The full-scale deblurred batch, decoding only the ``blurred`` frames; the others are their input."""

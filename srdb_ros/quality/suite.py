@@ -227,7 +227,7 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
             "mean_shift_grey": float(np.mean([r["model_mean_shift"] for r in result["images"]])),
         }
         if row.identity:
-            entry |= {"blurry_psnr": None, "blurry_ssim": None, "gain": None}
+            entry |= {"blurry_psnr": None, "blurry_ssim": None, "gain": None, **_unchanged(result["images"])}
         else:
             entry |= {
                 "blurry_psnr": result["baseline_psnr"],
@@ -248,6 +248,19 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
     if getattr(model, "blur_head", None) is not None:
         summary["safe_min_blur_px"] = safe_min_blur_px(results)
     return {"rows": results, "summary": summary}
+
+
+def _unchanged(images: list[dict]) -> dict:
+    """How far a model changes frames it should leave alone: ``model_psnr`` of their pooled squared error (a frame
+    returned unchanged adds 0; None when all are), the worst frame's PSNR and how many came back unchanged."""
+    psnrs = [r["model_psnr"] for r in images]
+    changed = [p for p in psnrs if math.isfinite(p)]
+    pooled = float(np.mean([10 ** (-p / 10) for p in changed] + [0.0] * (len(psnrs) - len(changed))))
+    return {
+        "model_psnr": -10 * math.log10(pooled) if pooled > 0 else None,
+        "worst_frame_psnr": min(changed) if changed else None,
+        "frames_unchanged": len(psnrs) - len(changed),
+    }
 
 
 def estimator_errors(pairs: list[Pair], images: list[dict], identity: bool = False) -> dict:
@@ -313,10 +326,14 @@ def format_suite(result: dict) -> str:
     for r in result["rows"]:
         blurry = "identical" if r["blurry_psnr"] is None else f"{r['blurry_psnr']:.2f}/{r['blurry_ssim']:.3f}"
         gain = "" if r["gain"] is None else f"{r['gain']:+.2f}"
+        model = "unchanged" if r["model_psnr"] is None else f"{r['model_psnr']:.2f}"
         lines.append(
-            f"{r['row']:42s} {r['frames']:6d} {blurry:>17s} {r['model_psnr']:10.2f}/{r['model_ssim']:.3f} "
+            f"{r['row']:42s} {r['frames']:6d} {blurry:>17s} {model:>10s}/{r['model_ssim']:.3f} "
             f"{gain:>7s} {r['mean_shift_grey']:+6.2f}"
         )
+        if "frames_unchanged" in r:
+            worst = "-" if r["worst_frame_psnr"] is None else f"{r['worst_frame_psnr']:.2f} dB"
+            lines.append(f"{'':42s} worst frame {worst}, {r['frames_unchanged']} frame(s) returned unchanged")
     estimated = [r for r in result["rows"] if "blur_length_error_px" in r]
     if estimated:
         lines.append(

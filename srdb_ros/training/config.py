@@ -103,12 +103,21 @@ class DistillConfig(Phase2Config):
 
 @dataclass
 class BlurHeadConfig(StageConfig):
-    """The blur estimator on the student's frozen encoder: a short stage (a small share of the time budget)."""
+    """The blur estimator on the student's frozen encoder: a short stage (a small share of the time budget).
+    ``fade_px``: estimated blur lengths over which the exported model's deblur correction fades in (none below
+    the first, all from the second on; the training data's sharp pairs are 0-3 px); ``[0, 0]``: no fade."""
 
     share: float = 0.05
     batch: int = 8
     crop: int = 128
     lr: float = 1e-3
+    fade_px: list[float] = field(default_factory=lambda: [1.0, 4.0])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        fade = self.fade_px
+        if not (len(fade) == 2 and (list(fade) == [0, 0] or 0 <= fade[0] < fade[1])):
+            raise ValueError(f"blur_head: fade_px must be [from, to] with 0 <= from < to, or [0, 0]; got {fade}")
 
 
 @dataclass

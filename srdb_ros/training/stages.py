@@ -306,6 +306,7 @@ def stage_blur_head(ctx: Context, section) -> dict:
     objective = BlurHeadObjective(student)
     sources = {"blur": blur_measure_source(ctx, section.crop, ctx.cfg.seed + 8)}
     info = train_stage(ctx, "blur_head", objective, sources, section)
+    student.set_fade(*section.fade_px)
     student.requires_grad_(True)
     _finish(ctx, "blur_head", student, "student", info)
     return info
