@@ -604,3 +604,24 @@ def test_bench_times_the_camera_batches_as_their_frames(monkeypatch):
     assert pair[0].ratio_vs_reference == pytest.approx(2 * reference.median_ms / pair[0].median_ms, rel=1e-2)
     (four,) = [r for r in records if r.mode == bench.FOUR_CAMERAS_MODE]
     assert four.fps == pytest.approx(4e3 / four.median_ms, rel=1e-3)  # FPS counts all four frames
+
+
+def test_a_cpu_backend_runs_equal_frames_in_calls_of_at_most_two(student_weights):
+    """On a CPU a batch of 4 costs more per frame than two calls of 2 (docs/performance.md): the Enhancer splits."""
+    backend = TorchBackend(student_weights, "cpu")
+    calls = []
+    infer = backend.infer_tensor
+
+    def counted(task, x, *args):
+        calls.append(x.shape[0])
+        return infer(task, x, *args)
+
+    backend.infer_tensor = counted
+    frame = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    results = Enhancer(backend).enhance_batch([Frame(frame, "deblur")] * 5)
+    assert calls == [2, 2, 1] and [r.batch for r in results] == [2, 2, 2, 2, 1]
+    single = Enhancer(backend).enhance_batch([Frame(frame, "deblur")])[0]
+    assert (
+        np.array_equal(results[0].deblurred, single.deblurred)
+        or np.abs(results[0].deblurred.astype(int) - single.deblurred.astype(int)).max() <= 1
+    )

@@ -392,10 +392,8 @@ class EnhanceNode(LifecycleNode):
                     for cam, *_ in chunk:
                         self._fail(cam, f"inference failed on {cam.name} ({task}): {exc}")
                     continue
-                shapes = [g[4].image.shape[:2] for g in chunk]
                 for (cam, msg, t_recv, convert_ms, frame, encoding), result in zip(chunk, results):
-                    batch = shapes.count(frame.image.shape[:2])  # frames that shared this frame's backend call
-                    timing = (t_recv, convert_ms, batch)
+                    timing = (t_recv, convert_ms, result.batch)
                     self._publish(settings, cam, msg, frame, encoding, result, timing, enhancer.backend.upscale)
 
     def _publish(self, settings: NodeSettings, cam, msg, frame, encoding, result, timing, upscale: int) -> None:

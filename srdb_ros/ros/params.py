@@ -169,7 +169,11 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
         None,
         0.0,
     ),
-    ParamSpec("batch_cameras", True, "Run frames of the same task and size from any cameras in one backend call"),
+    ParamSpec(
+        "batch_cameras",
+        True,
+        "Run frames of the same task and size from any cameras in one backend call (at most 2 a call on a CPU)",
+    ),
     ParamSpec(
         "max_pixels",
         0,
