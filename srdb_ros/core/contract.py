@@ -11,6 +11,7 @@ PAD_MULTIPLE = 4  # two stride-2 encoder levels: height and width are padded to 
 SCALE = 4  # the SR branch's upscale factor (ModelConfig.upscale)
 DEFAULT_CAMERAS = ("eo", "ir")  # the node's cameras unless its `cameras` parameter names others
 DOMAINS = ("eo", "ir")  # what a camera sees: visible (EO) or thermal (IR)
+CAMERA_NAME = r"[a-z][a-z0-9_]{0,31}"  # a camera's name: its parameter group and the first part of its topics
 
 # the paper's operating points, (width, height) of the network input: deblur 1240x984, SR 310x246 -> 1240x984
 PAPER_INPUT_SIZES = {"deblur": (1240, 984), "sr": (310, 246), "both": (310, 246)}

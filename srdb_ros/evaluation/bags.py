@@ -20,7 +20,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ..core.contract import DOMAINS, SCALE, TRANSPORTS, camera_of, input_topic
+from ..core.contract import CAMERA_NAME, DOMAINS, SCALE, TRANSPORTS, camera_of, input_topic
 from ..core.files import staging_dir
 from ..core.image_codec import decode_compressed, decode_image, encode_image
 from ..core.imaging import bicubic_resize
@@ -275,7 +275,7 @@ class BagCamera:
 
         head, sep, folder = text.partition("=")
         name, _, domain = head.partition(":")
-        if not sep or not folder or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or domain not in ("", *DOMAINS):
+        if not sep or not folder or not re.fullmatch(CAMERA_NAME, name) or domain not in ("", *DOMAINS):
             raise ValueError(f"camera {text!r}: expected NAME=FOLDER or NAME:eo|ir=FOLDER (lower-case name)")
         return cls(name, folder, domain or "eo")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .params import SPECS
+from .params import SPECS, read_params_file
 
 # launch argument -> node parameter; an empty value (the default) leaves the parameter file's value in force
 PARAMETER_ARGUMENTS: dict[str, tuple[str, str]] = {
@@ -43,7 +43,7 @@ def managed_in(params_file: str | Path) -> bool:
     import yaml
 
     try:
-        content = yaml.safe_load(Path(params_file).read_text())
+        content = read_params_file(params_file)
     except (OSError, yaml.YAMLError):
         return False
     if not isinstance(content, dict):

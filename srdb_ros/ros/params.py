@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.contract import BLUR_OUTPUT, DEFAULT_CAMERAS, DOMAINS, OUTPUT_NAMES, TASKS, TRANSPORTS
+from ..core.contract import BLUR_OUTPUT, CAMERA_NAME, DEFAULT_CAMERAS, DOMAINS, OUTPUT_NAMES, TASKS, TRANSPORTS
 from ..core.image_codec import COMPRESSED_FORMATS, ENCODINGS
 from ..inference.backends import BACKENDS, DEVICE, PRECISIONS
 from ..inference.processing import AGC_MODES, MIN_TILE_STEP
@@ -22,7 +22,6 @@ from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 MIN_BLUR_PX = 1.08
 INPUT_QOS = ("sensor_data", "reliable")
 COMPRESSED_OUTPUTS = ("none", *COMPRESSED_FORMATS)
-CAMERA_NAME = r"[a-z][a-z0-9_]{0,31}"  # a camera's name: its parameter group and the first part of its topics
 DOMAIN_TASKS = {"eo": "deblur", "ir": "sr"}  # a camera's default task by its domain
 RESERVED_TOPIC_PARTS = (*OUTPUT_NAMES.values(), BLUR_OUTPUT, "image_raw", "camera_info")  # no camera's name
 
@@ -378,9 +377,17 @@ def check_overrides(overrides: dict[str, Any]) -> list[str]:
     return foreign
 
 
+def read_params_file(path) -> Any:
+    """A ROS parameter file's content, read as rcl reads it: safely, with tagged values as their plain node
+    (launch_ros writes list parameters as ``!!python/tuple`` sequences). Raises OSError or yaml.YAMLError."""
+    import yaml
+
+    with open(path) as f:
+        return yaml.load(f, Loader=_untagged_loader())  # noqa: S506 - a safe loader that keeps tags plain
+
+
 def _untagged_loader():
-    """A safe YAML loader that reads tagged values as their plain node, as rcl's parser does: launch_ros writes
-    list parameters as ``!!python/tuple`` sequences."""
+    """A safe YAML loader that reads tagged values as their plain node."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -405,8 +412,7 @@ def check_params_files(argv: list[str]) -> None:
         if flag != "--params-file":
             continue
         try:
-            with open(item) as f:
-                content = yaml.load(f, Loader=_untagged_loader())  # noqa: S506 - a safe loader that keeps tags plain
+            content = read_params_file(item)
         except OSError as exc:
             raise ParameterError(f"parameter file {item}: {exc.strerror.lower()}") from None
         except yaml.YAMLError as exc:
