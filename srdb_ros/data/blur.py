@@ -3,6 +3,9 @@ platform motion, tone curve, saturation and sensor noise, after Real-ESRGAN/BSRG
 
 Each pair draws, from its own ``(seed, index)``:
 
+- **Scene** (:meth:`MotionBlurSynthesizer.scene`): with ``defocus_prob`` a random part of the sharp frame, from a
+  patch to all of it, is out of focus (a disc of radius in ``defocus_radius``), in the target as in the input:
+  depth of field and soft optics belong to the scene, and a network must not sharpen them.
 - **Motion** (``motion_probs`` over :data:`MOTIONS`): camera shake after Boracchi & Foi ("Modeling the
   performance of image restoration from motion blur", TIP 2012: a random walk with inertia, a centripetal pull,
   jitter and abrupt shakes; the recipe DeblurGAN and the paper's VGTDB use), straight platform motion with a
@@ -128,6 +131,8 @@ class MotionBlurSynthesizer:
     noise_scale: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on both maxima per frame: quiet to strong
     jpeg_prob: float = 0.0  # fraction of frames JPEG-compressed after the noise
     jpeg_quality: tuple[int, int] = (60, 95)
+    defocus_prob: float = 0.0  # share of scenes with depth of field: part of the sharp frame itself out of focus
+    defocus_radius: tuple[float, float] = (1.0, 8.0)  # radius of the out-of-focus disc, pixels
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -135,11 +140,21 @@ class MotionBlurSynthesizer:
             raise ValueError(f"need 0 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
         object.__setattr__(self, "motion_probs", _probabilities("motion_probs", self.motion_probs, MOTIONS))
         object.__setattr__(self, "formation_probs", _probabilities("formation_probs", self.formation_probs, FORMATIONS))
-        shares = (self.sharp_prob, self.partial_exposure_prob, self.highlight_prob, self.noise_prob, self.jpeg_prob)
+        shares = (
+            self.sharp_prob,
+            self.partial_exposure_prob,
+            self.highlight_prob,
+            self.noise_prob,
+            self.jpeg_prob,
+            self.defocus_prob,
+        )
         if not all(0 <= p <= 1 for p in shares):
             raise ValueError(
-                "sharp_prob, partial_exposure_prob, highlight_prob, noise_prob, jpeg_prob must be in [0, 1]"
+                "sharp_prob, partial_exposure_prob, highlight_prob, noise_prob, jpeg_prob and defocus_prob "
+                "must be in [0, 1]"
             )
+        if not 0 < self.defocus_radius[0] <= self.defocus_radius[1]:
+            raise ValueError(f"defocus_radius needs 0 < low <= high, got {self.defocus_radius}")
         if self.shot_noise < 0 or self.read_noise < 0 or self.sharp_max_length < 0:
             raise ValueError("noise levels and sharp_max_length must be >= 0")
         if not 0 < self.noise_scale[0] <= self.noise_scale[1]:
@@ -153,6 +168,7 @@ class MotionBlurSynthesizer:
         object.__setattr__(self, "tone_gamma", tuple(float(g) for g in self.tone_gamma))
         object.__setattr__(self, "highlight_gain", tuple(float(g) for g in self.highlight_gain))
         object.__setattr__(self, "noise_scale", tuple(float(g) for g in self.noise_scale))
+        object.__setattr__(self, "defocus_radius", tuple(float(r) for r in self.defocus_radius))
 
     @classmethod
     def from_dict(cls, data: dict, seed: int) -> MotionBlurSynthesizer:
@@ -210,6 +226,25 @@ class MotionBlurSynthesizer:
         return rasterize(d.path, d.weights, d.centre)
 
     # -- images ------------------------------------------------------------------------------------------------
+    def scene(self, image: np.ndarray, index: int) -> np.ndarray:
+        """The sharp frame as the optics deliver it (same dtype): with ``defocus_prob``, a random, softly bounded
+        part of it, from a patch to all of it, out of focus by a disc of radius drawn in ``defocus_radius``
+        (mixed in light). The training target and the blurred input are both made from it: depth of field is
+        part of the scene, not motion blur, so a network learns to leave it and the estimator not to count it."""
+        rng = self.rng(index, _FORMATION_STREAM + 2)
+        if self.defocus_prob == 0 or rng.random() >= self.defocus_prob:
+            return image
+        scale = _unit_scale(image.dtype)
+        form = self.formation(index)
+        x = to_light(image.astype(np.float32) / scale, form)
+        soft = cv2.filter2D(x, -1, disc_kernel(rng.uniform(*self.defocus_radius)), borderType=cv2.BORDER_REFLECT)
+        cells = int(rng.integers(2, 7))
+        field = cv2.resize(rng.standard_normal((cells, cells)).astype(np.float32), x.shape[1::-1], cv2.INTER_CUBIC)
+        edge = float(np.quantile(field, 1.0 - rng.uniform(0.3, 1.0)))
+        mask = np.clip((field - edge) / (0.25 * field.std() + 1e-6) + 0.5, 0.0, 1.0)
+        mask = mask[..., None] if x.ndim == 3 else mask
+        return _to_dtype(from_light(x + mask * (soft - x), form), image.dtype)
+
     def formation(self, index: int) -> Formation:
         """The tone curve, highlight gain and noise strength of draw ``index``."""
         extra = self.rng(index, _FORMATION_STREAM + 1)
@@ -389,6 +424,14 @@ def rasterize(path: np.ndarray, weights: np.ndarray, centre: complex) -> np.ndar
     np.add.at(kernel, (y0, x0 + 1), weights * fx * (1 - fy))
     np.add.at(kernel, (y0 + 1, x0), weights * (1 - fx) * fy)
     np.add.at(kernel, (y0 + 1, x0 + 1), weights * fx * fy)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def disc_kernel(radius: float) -> np.ndarray:
+    """A defocus (pillbox) kernel of the given radius in pixels, antialiased at its rim, summing to one."""
+    half = math.ceil(radius) + 1
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
+    kernel = np.clip(radius + 0.5 - np.hypot(xx, yy), 0.0, 1.0)
     return (kernel / kernel.sum()).astype(np.float32)
 
 
