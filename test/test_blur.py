@@ -3,6 +3,7 @@ randomised training family (motions, sharp pairs, partial exposure, formation, h
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,48 @@ def test_thermal_shutter_draws_are_centroid_centred_and_smears_readout_anchored(
         expected = np.sum(d.path * d.weights) / d.weights.sum() if shutter else d.path[-1]
         assert d.centre == pytest.approx(expected)
     assert min(kinds.values()) > 8
+
+
+def test_depth_of_field_softens_part_of_the_scene_and_reaches_the_target(tmp_path):
+    import cv2
+
+    from srdb_ros.data.blur import blur_extent, disc_kernel
+    from srdb_ros.data.datasets import SyntheticBlurDataset
+
+    assert blur_extent(disc_kernel(4.0)).elongation < 0.02  # round: no axis of motion
+    img = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    soft = MotionBlurSynthesizer(seed=2, defocus_prob=1.0, defocus_radius=(3.0, 3.0))
+    plain = MotionBlurSynthesizer(seed=2)
+    for i in range(8):
+        scene = soft.scene(img, i)
+        assert scene.dtype == img.dtype and scene.shape == img.shape
+        np.testing.assert_array_equal(scene, soft.scene(img, i))  # seeded
+        assert scene.std() < img.std()  # out of focus: less detail
+        assert plain.scene(img, i) is img  # off by default: the evaluation blur keeps its frames
+        assert soft.kernel(i).shape == plain.kernel(i).shape  # the motion draw is untouched
+    coverage = [float((np.abs(soft.scene(img, i).astype(int) - img).max(axis=2) > 8).mean()) for i in range(20)]
+    assert min(coverage) < 0.6 < max(coverage)  # from a part of the frame to nearly all of it
+    cv2.imwrite(str(tmp_path / "0.png"), img)
+    pairs = SyntheticBlurDataset([tmp_path], 48, 1, dataclasses.replace(soft, sharp_prob=1.0, sharp_max_length=0.0))
+    _, sharp = pairs[0]
+    assert float(sharp.std()) < float(np.float32(img).std() / 255)  # the training target is the softened scene
+    with pytest.raises(ValueError, match="defocus"):
+        MotionBlurSynthesizer(defocus_prob=1.5)
+
+
+def test_blur_preview_draws_every_family_of_the_robust_config(tmp_path):
+    import cv2
+
+    from srdb_ros.data.preview import EO_FAMILIES, IR_FAMILIES, blur_preview
+    from srdb_ros.training.config import read_config_dict
+
+    blur = read_config_dict(Path(__file__).parents[1] / "config" / "train_cpu_robust.yaml")["data"]
+    rng = np.random.default_rng(0)
+    eo, ir = tmp_path / "eo.png", tmp_path / "ir.png"
+    cv2.imwrite(str(eo), rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    cv2.imwrite(str(ir), rng.integers(0, 256, (96, 96), dtype=np.uint8))
+    out = blur_preview(eo, ir, tmp_path / "preview.png", blur["blur"], blur["ir_blur"], crop=64)
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape[1] > picture.shape[0]  # a column per family
+    assert any("depth of field" in title for title, _ in EO_FAMILIES)
+    assert any("depth of field" in title for title, _ in IR_FAMILIES)

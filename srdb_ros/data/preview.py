@@ -20,6 +20,7 @@ EO_FAMILIES = (
     ("partial exposure", {"motion_probs": (1, 0, 0, 0), "partial_exposure_prob": 1.0}),
     ("saturated highlights", {"motion_probs": (0, 1, 0, 0), "formation_probs": (1, 0, 0), "highlight_prob": 1.0}),
     ("nearly sharp + noise", {"sharp_prob": 1.0, "noise_prob": 1.0, "shot_noise": 2e-3, "read_noise": 4e-3}),
+    ("depth of field, nearly sharp", {"sharp_prob": 1.0, "defocus_prob": 1.0}),
 )
 IR_FAMILIES = (
     ("smear, straight", {"motion_probs": (0, 1, 0, 0), "shutter_prob": 0.0}),
@@ -29,6 +30,7 @@ IR_FAMILIES = (
     ("shutter, random walk", {"motion_probs": (0, 0, 0, 1), "shutter_prob": 1.0}),
     ("smear, partial exposure", {"motion_probs": (0, 1, 0, 0), "shutter_prob": 0.0, "partial_exposure_prob": 1.0}),
     ("nearly sharp", {"sharp_prob": 1.0}),
+    ("depth of field, nearly sharp", {"sharp_prob": 1.0, "defocus_prob": 1.0}),
 )
 
 
@@ -60,16 +62,17 @@ def blur_preview(
             canvas[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel / kernel.max()
             axes[2 * r, c].imshow(canvas, cmap="inferno", interpolation="nearest")
             axes[2 * r, c].set_title(f"{name} {title}\n{draw.length:.1f} px", fontsize=8)
-            axes[2 * r + 1, c].imshow(synth.apply(image, index), cmap="gray" if name == "IR" else None)
+            blurred = synth.apply(synth.scene(image, index), index)
+            axes[2 * r + 1, c].imshow(blurred, cmap="gray" if name == "IR" else None)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
         f"Training blur families (kernels in a fixed {frame} px frame; crops {crop} px). EO: Boracchi-Foi shake, "
         "accelerated straight and curved motion, smoothed random walk, partial exposure; linear light, display "
-        "gamma or a tone curve; saturated highlights; sharp pairs.\nIR: microbolometer smear (newest position at "
-        "the centre, trail behind it), shutter (cooled camera) shake, sharp pairs; every draw adds the configured "
-        "sensor noise unless it draws none",
+        "gamma or a tone curve; saturated highlights; sharp pairs; depth of field (in the target too).\n"
+        "IR: microbolometer smear (newest position at the centre, trail behind it), shutter (cooled camera) shake, "
+        "sharp pairs, depth of field; every draw adds the configured sensor noise unless it draws none",
         fontsize=8,
     )
     fig.tight_layout()
