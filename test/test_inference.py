@@ -621,7 +621,4 @@ def test_a_cpu_backend_runs_equal_frames_in_calls_of_at_most_two(student_weights
     results = Enhancer(backend).enhance_batch([Frame(frame, "deblur")] * 5)
     assert calls == [2, 2, 1] and [r.batch for r in results] == [2, 2, 2, 2, 1]
     single = Enhancer(backend).enhance_batch([Frame(frame, "deblur")])[0]
-    assert (
-        np.array_equal(results[0].deblurred, single.deblurred)
-        or np.abs(results[0].deblurred.astype(int) - single.deblurred.astype(int)).max() <= 1
-    )
+    assert np.abs(results[0].deblurred.astype(int) - single.deblurred.astype(int)).max() <= 1

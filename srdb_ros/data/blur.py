@@ -153,22 +153,19 @@ class MotionBlurSynthesizer:
                 "sharp_prob, partial_exposure_prob, highlight_prob, noise_prob, jpeg_prob and defocus_prob "
                 "must be in [0, 1]"
             )
-        if not 0 < self.defocus_radius[0] <= self.defocus_radius[1]:
-            raise ValueError(f"defocus_radius needs 0 < low <= high, got {self.defocus_radius}")
         if self.shot_noise < 0 or self.read_noise < 0 or self.sharp_max_length < 0:
             raise ValueError("noise levels and sharp_max_length must be >= 0")
-        if not 0 < self.noise_scale[0] <= self.noise_scale[1]:
-            raise ValueError(f"noise_scale needs 0 < low <= high, got {self.noise_scale}")
+        for name in ("noise_scale", "defocus_radius"):
+            if not 0 < getattr(self, name)[0] <= getattr(self, name)[1]:
+                raise ValueError(f"{name} needs 0 < low <= high, got {getattr(self, name)}")
         if (
             not 1.0 <= self.tone_gamma[0] <= self.tone_gamma[1]
             or not 1.0 <= self.highlight_gain[0] <= self.highlight_gain[1]
         ):
             raise ValueError("tone_gamma and highlight_gain need 1 <= low <= high")
         object.__setattr__(self, "jpeg_quality", tuple(int(q) for q in self.jpeg_quality))
-        object.__setattr__(self, "tone_gamma", tuple(float(g) for g in self.tone_gamma))
-        object.__setattr__(self, "highlight_gain", tuple(float(g) for g in self.highlight_gain))
-        object.__setattr__(self, "noise_scale", tuple(float(g) for g in self.noise_scale))
-        object.__setattr__(self, "defocus_radius", tuple(float(r) for r in self.defocus_radius))
+        for name in ("tone_gamma", "highlight_gain", "noise_scale", "defocus_radius"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
     @classmethod
     def from_dict(cls, data: dict, seed: int) -> MotionBlurSynthesizer:
@@ -244,6 +241,11 @@ class MotionBlurSynthesizer:
         mask = np.clip((field - edge) / (0.25 * field.std() + 1e-6) + 0.5, 0.0, 1.0)
         mask = mask[..., None] if x.ndim == 3 else mask
         return _to_dtype(from_light(x + mask * (soft - x), form), image.dtype)
+
+    def pair(self, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``index``'s training pair from a sharp frame: (its :meth:`scene`, the scene's blurred exposure)."""
+        sharp = self.scene(image, index)
+        return sharp, self.apply(sharp, index)
 
     def formation(self, index: int) -> Formation:
         """The tone curve, highlight gain and noise strength of draw ``index``."""

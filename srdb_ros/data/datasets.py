@@ -158,9 +158,7 @@ class SyntheticBlurDataset(_SeededDataset):
         img = self.load(self.pick(rng))
         margin = self.synth.max_kernel_size // 2
         big, _, _ = random_crop(img, self.crop + 2 * margin, rng)
-        big = self.synth.scene(big, index)  # depth of field: in the target too
-        blurred = self.synth.apply(big, index)[margin:-margin, margin:-margin]
-        sharp = big[margin:-margin, margin:-margin]
+        sharp, blurred = (x[margin:-margin, margin:-margin] for x in self.synth.pair(big, index))
         if self.measure:  # the kernel takes the crop's flips, so the blur's axis follows the image
             blurred, kernel = augment([blurred, self.synth.kernel(index)[..., None]], rng, self.flips)
             e = blur_extent(kernel[..., 0])

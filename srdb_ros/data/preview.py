@@ -62,8 +62,7 @@ def blur_preview(
             canvas[o : o + kernel.shape[0], o : o + kernel.shape[1]] = kernel / kernel.max()
             axes[2 * r, c].imshow(canvas, cmap="inferno", interpolation="nearest")
             axes[2 * r, c].set_title(f"{name} {title}\n{draw.length:.1f} px", fontsize=8)
-            blurred = synth.apply(synth.scene(image, index), index)
-            axes[2 * r + 1, c].imshow(blurred, cmap="gray" if name == "IR" else None)
+            axes[2 * r + 1, c].imshow(synth.pair(image, index)[1], cmap="gray" if name == "IR" else None)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
