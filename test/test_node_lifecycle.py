@@ -81,17 +81,37 @@ class Lifecycle:
 
         return self._call(self.get, GetState.Request(), resend_after=10.0).current_state.label
 
-    def transition(self, label: str) -> bool:
+    # transition -> (the state it starts from, the state it ends in on success)
+    ENDS = {
+        "configure": ("unconfigured", "inactive"),
+        "activate": ("inactive", "active"),
+        "deactivate": ("active", "inactive"),
+        "cleanup": ("inactive", "unconfigured"),
+    }
+
+    def transition(self, label: str, timeout: float = 120.0, check_after: float = 15.0) -> bool:
+        """Request a transition and return its success. A request sent just after discovery can lose its answer
+        (or itself) before the service's reply path is matched, and a transition is not idempotent, so after
+        ``check_after`` s without an answer the node's state decides: at the goal, it succeeded; still at the
+        start (not received, or failed back to it), the request is sent again; in between, it is still running."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
-        ids = {
-            "configure": Transition.TRANSITION_CONFIGURE,
-            "activate": Transition.TRANSITION_ACTIVATE,
-            "deactivate": Transition.TRANSITION_DEACTIVATE,
-            "cleanup": Transition.TRANSITION_CLEANUP,
-        }
-        return self._call(self.change, ChangeState.Request(transition=Transition(id=ids[label]))).success
+        request = ChangeState.Request(transition=Transition(id=getattr(Transition, f"TRANSITION_{label.upper()}")))
+        start, goal = self.ENDS[label]
+        deadline = time.monotonic() + timeout
+        future, sent = self.change.call_async(request), time.monotonic()
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if time.monotonic() - sent > check_after:
+                state = self.state()
+                if state == goal:
+                    return True
+                if state == start:
+                    future = self.change.call_async(request)
+                sent = time.monotonic()
+        assert future.done(), "no answer from the lifecycle service"
+        return future.result().success
 
 
 def _status(probe, camera: str = "eo"):
