@@ -608,10 +608,10 @@ def _soak(sub) -> None:
         "soak",
         help="overload the node for minutes and print memory, drops and latency over time",
         description="Start enhance_node as its own process, measure how many EO+IR frame pairs per second it "
-        "answers (lockstep), then publish at --overload times that rate for --minutes, printing every "
-        "--report-every seconds the node's RSS, frames sent / answered / dropped / failed and end-to-end latency "
-        "percentiles. EO frames are deblurred at --width x --height, IR frames super-resolved x4 from a quarter "
-        "of that. Arguments after -- go to the node.",
+        "answers (lockstep, timed from its first answer), then publish at --overload times that rate for "
+        "--minutes, printing every --report-every seconds the node's RSS, frames sent / answered / dropped / "
+        "failed and end-to-end latency percentiles. EO frames are deblurred at --width x --height, IR frames "
+        "super-resolved x4 from a quarter of that. Arguments after -- go to the node.",
     )
     p.add_argument("--minutes", type=float, default=10.0, help="length of the overload phase (default 10)")
     p.add_argument("--overload", type=float, default=2.0, help="publish rate / measured capacity (default 2)")

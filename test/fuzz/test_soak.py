@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
-pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+from srdb_ros.evaluation.soak import Tally, measure_pace
 
 
+def test_pace_is_timed_from_the_first_answer():
+    """A node that takes 1.5 s to warm up and then answers a pair every 50 ms answers about 20 pairs/s, not the
+    1 / 1.5 s that a clock started at the first request would give within a 1 s calibration."""
+    tally = Tally()
+    sent = [0]
+
+    def send_pair() -> list[tuple[str, int]]:
+        sent[0] += 1
+        keys = [("eo", sent[0]), ("ir", sent[0])]
+        with tally.lock:
+            tally.sent.update(dict.fromkeys(keys, 0.0))
+
+        def answer() -> None:
+            with tally.lock:
+                for key in keys:
+                    tally.sent.pop(key)
+
+        threading.Timer(1.5 if sent[0] == 1 else 0.05, answer).start()
+        return keys
+
+    pace = measure_pace(send_pair, tally, seconds=1.0, log=Path("node.log"))
+    assert sent[0] > 10
+    assert 10 < pace <= 20
+
+
+@pytest.mark.ros
+@pytest.mark.slow
 def test_soak_reports_rows_that_account_for_every_frame(student_weights, tmp_path):
     import json
 
+    pytest.importorskip("rclpy", reason="the ROS 2 Python runtime (ros-jazzy-rclpy wheels) is not installed")
     from srdb_ros.evaluation.soak import SoakOptions, run_soak
 
     printed: list[str] = []
