@@ -197,7 +197,11 @@ def test_smoke_pipeline_end_to_end_produces_a_deployable_student(tmp_path):
         assert stage in result.stdout  # the per-stage table
     logged = {row["stage"] for row in csv.DictReader((out / "metrics.csv").open())}
     assert set(training) <= logged  # every stage logs at least where it stopped, however few steps it made
-    assert "eo_deblur_psnr" in (out / "validation.csv").read_text()
+    validation = {row["stage"]: row for row in csv.DictReader((out / "validation.csv").open())}
+    assert float(validation["student_dann"]["eo_deblur_psnr"]) > 0
+    head = validation["blur_head"]  # the estimator against the validation pairs' own kernels, and on sharp frames
+    assert float(head["eo_blur_length_err_px"]) >= 0 and float(head["ir_sharp_blur_px"]) >= 0
+    assert head["eo_sharp_psnr"] == "" or float(head["eo_sharp_psnr"]) > 0
     if importlib.util.find_spec("tensorboard") is not None:  # optional: training warns and goes on without it
         assert list((out / "tb").glob("events.*"))
     from srdb_ros.inference import Enhancer, ModelFiles, OnnxRuntimeBackend, TorchBackend

@@ -47,13 +47,14 @@ def eval_synthesizer(model: str = "camera", seed: int = 1234, min_length: float 
 def deblur_pairs_from_sharp(
     folder, seed: int = 1234, max_images: int = 0, crop: int = 0, synthesizer: MotionBlurSynthesizer | None = None
 ) -> list[Pair]:
-    """Blur/sharp pairs from a folder of sharp frames with seeded synthetic blur (fixed per image index)."""
+    """Blur/sharp pairs from a folder of sharp frames with seeded synthetic blur (fixed per image index), each with
+    its kernel."""
     synth = synthesizer or MotionBlurSynthesizer(seed=seed)
     files = list_images(folder)[: max_images or None]
     pairs = []
     for i, path in enumerate(files):
         sharp = center_crop(read_image(path), crop)
-        pairs.append(Pair(path.name, synth.apply(sharp, i), sharp))
+        pairs.append(Pair(path.name, synth.apply(sharp, i), sharp, synth.kernel(i)))
     return pairs
 
 

@@ -227,7 +227,7 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
             "mean_shift_grey": float(np.mean([r["model_mean_shift"] for r in result["images"]])),
         }
         if row.identity:
-            entry |= {"blurry_psnr": None, "blurry_ssim": None, "gain": None, **_unchanged(result["images"])}
+            entry |= {"blurry_psnr": None, "blurry_ssim": None, "gain": None, **unchanged_summary(result["images"])}
         else:
             entry |= {
                 "blurry_psnr": result["baseline_psnr"],
@@ -250,7 +250,7 @@ def run_suite(model, data: SuiteData, rows: tuple[SuiteRow, ...] = ROWS) -> dict
     return {"rows": results, "summary": summary}
 
 
-def _unchanged(images: list[dict]) -> dict:
+def unchanged_summary(images: list[dict]) -> dict:
     """How far a model changes frames it should leave alone: ``model_psnr`` of their pooled squared error (a frame
     returned unchanged adds 0; None when all are), the worst frame's PSNR and how many came back unchanged."""
     psnrs = [r["model_psnr"] for r in images]

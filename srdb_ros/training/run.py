@@ -106,7 +106,7 @@ def run(opts: TrainOptions) -> dict:
             summary[stage] = json.loads(done.read_text())
             continue  # validated when it ran (validation.csv)
         summary[stage] = STAGE_FUNCS[stage](ctx, cfg.stages[stage])
-        if stage not in ("blur_head", "export", "span_baseline") and rank == 0 and cfg.validation.enabled:
+        if stage not in ("export", "span_baseline") and rank == 0 and cfg.validation.enabled:
             role = "teacher" if stage in TEACHER_STAGES else "student"
             summary[stage]["validation"] = validate(
                 ctx, stage, load_model(ctx.stage_dir(stage) / f"{role}.safetensors")
@@ -133,8 +133,8 @@ def print_table(summary: dict) -> None:
     for stage, info in summary.items():
         val = info.get("validation", {}) if isinstance(info, dict) else {}
         scores = "  ".join(
-            f"{k.removesuffix('_psnr')} {v:.2f}/{val.get(k.replace('_psnr', '_baseline_psnr'), float('nan')):.2f}"
+            f"{k.removesuffix('_psnr')} {v:.2f}/{val[k.replace('_psnr', '_baseline_psnr')]:.2f}"
             for k, v in val.items()
-            if k.endswith("_psnr") and "baseline" not in k
+            if k.endswith("_psnr") and k.replace("_psnr", "_baseline_psnr") in val
         )
         print(f"{stage:13s} {str(info.get('steps', '-')):>6s} {str(info.get('seconds', '-')):>8s}  {scores}")

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
@@ -46,7 +47,8 @@ from ..models import (
     save_span,
 )
 from ..models.span import SPAN, bilinear_span_init, refresh_fused
-from ..quality.scoring import deblur_pairs_from_sharp, score, sr_pairs_from_hr
+from ..quality.scoring import Pair, deblur_pairs_from_sharp, score, sr_pairs_from_hr
+from ..quality.suite import estimator_errors, unchanged_summary
 from .config import STAGES, StageConfig
 from .loop import Context, append_csv, train_stage
 from .objectives import (
@@ -380,27 +382,39 @@ def _finish(ctx: Context, stage: str, model: SRDeblurNet, role: str, info: dict)
 
 # -- validation --------------------------------------------------------------------------------------------------
 def validate(ctx: Context, stage: str, model: SRDeblurNet) -> dict:
-    """PSNR/SSIM on the validation frames: deblur (synthetic blur) and x4 SR, EO and IR."""
+    """PSNR/SSIM on the validation frames: deblur (synthetic blur) and x4 SR, EO and IR; the deblurred sharp frames
+    against themselves (``<domain>_sharp_psnr``, pooled; empty when every frame comes back unchanged); with a blur
+    estimator, its median length and axis errors on the synthetic pairs and its median reading of the sharp
+    frames."""
     data = ctx.cfg.data
     n, crop = ctx.cfg.validation.max_images, ctx.cfg.validation.crop
-    results = {}
+    row: dict = {"stage": stage, "model": model.config.name}
     model = model.to(ctx.device).eval()
     for domain, key in (("eo", "eo_val"), ("ir", "ir_val")):
         if not getattr(data, key):
             continue
         synth = blur_synthesizer(ctx, domain, VALIDATION_BLUR_SEED)
         pairs = deblur_pairs_from_sharp(getattr(data, key), max_images=n, crop=crop, synthesizer=synth)
-        results[f"{domain}_deblur"] = score(model, pairs, "deblur")
-        results[f"{domain}_sr"] = score(model, sr_pairs_from_hr(getattr(data, key), SCALE, n, crop), "sr")
-    row = {"stage": stage, "model": model.config.name}
-    for name, r in results.items():
-        row.update(
-            {
+        deblur = score(model, pairs, "deblur")
+        sr = score(model, sr_pairs_from_hr(getattr(data, key), SCALE, n, crop), "sr")
+        for name, r in ((f"{domain}_deblur", deblur), (f"{domain}_sr", sr)):
+            row |= {
                 f"{name}_psnr": round(r["model_psnr"], 3),
                 f"{name}_ssim": round(r["model_ssim"], 4),
                 f"{name}_baseline_psnr": round(r["baseline_psnr"], 3),
             }
-        )
+        point = np.ones((1, 1), np.float32)
+        sharp = score(model, [Pair(p.name, p.target, p.target, point) for p in pairs], "deblur")["images"]
+        pooled = unchanged_summary(sharp)["model_psnr"]
+        row[f"{domain}_sharp_psnr"] = None if pooled is None else round(pooled, 3)
+        if model.blur_head is not None:
+            errors = estimator_errors(pairs, deblur["images"])
+            axis = errors["blur_axis_error_deg"]
+            row |= {
+                f"{domain}_blur_length_err_px": round(errors["blur_length_error_px"], 2),
+                f"{domain}_blur_axis_err_deg": None if axis is None else round(axis, 1),
+                f"{domain}_sharp_blur_px": round(float(np.median([r["blur_estimate"][2] for r in sharp])), 2),
+            }
     append_csv(ctx.run_dir / "validation.csv", row)
     return row
 
