@@ -599,11 +599,12 @@ def test_bench_times_the_camera_batches_as_their_frames(monkeypatch):
     records, _ = bench.run_bench(opts)
     pair = [r for r in records if r.mode == bench.EO_IR_MODE]
     assert len(pair) == 1 and pair[0].size == "40x32"
-    assert pair[0].fps == pytest.approx(2e3 / pair[0].median_ms, rel=1e-3)  # FPS counts both frames
+    # FPS counts both frames; the record rounds it to 2 decimals (0.005 is 0.15 % of 3.3 FPS on a loaded machine)
+    assert pair[0].fps == pytest.approx(2e3 / pair[0].median_ms, rel=1e-3, abs=0.006)
     reference = next(r for r in records if r.backend == "reference" and r.mode == "end_to_end")
     assert pair[0].ratio_vs_reference == pytest.approx(2 * reference.median_ms / pair[0].median_ms, rel=1e-2)
     (four,) = [r for r in records if r.mode == bench.FOUR_CAMERAS_MODE]
-    assert four.fps == pytest.approx(4e3 / four.median_ms, rel=1e-3)  # FPS counts all four frames
+    assert four.fps == pytest.approx(4e3 / four.median_ms, rel=1e-3, abs=0.006)  # FPS counts all four frames
 
 
 def test_a_cpu_backend_runs_equal_frames_in_calls_of_at_most_two(student_weights):
