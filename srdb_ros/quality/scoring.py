@@ -44,6 +44,12 @@ def eval_synthesizer(model: str = "camera", seed: int = 1234, min_length: float 
     return synthesizer_for(domain, {"min_length": min_length, "max_length": max_length}, seed)
 
 
+def sharp_pair(name: str, image: np.ndarray) -> Pair:
+    """A sharp frame as its own target, with a point kernel (no blur): how much a model changes what it should
+    leave alone."""
+    return Pair(name, image, image, np.ones((1, 1), np.float32))
+
+
 def deblur_pairs_from_sharp(
     folder, seed: int = 1234, max_images: int = 0, crop: int = 0, synthesizer: MotionBlurSynthesizer | None = None
 ) -> list[Pair]:

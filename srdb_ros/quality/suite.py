@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data.blur import blur_extent, linear_to_srgb, srgb_to_linear
 from ..data.datasets import list_images, read_image
-from .scoring import Pair, ScoreOptions, center_crop, eval_synthesizer, score
+from .scoring import Pair, ScoreOptions, center_crop, eval_synthesizer, score, sharp_pair
 
 SUITE_SEED = 2024
 EO_SENSOR_NOISE = (2e-4, 5e-4)  # shot gain, read std in linear light: ~1.8 grey levels at mid grey
@@ -184,7 +184,7 @@ def _gopro_pairs(d: SuiteData) -> list[Pair]:
 
 
 def _sharp(d: SuiteData) -> list[Pair]:
-    return [Pair(name, img, img, np.ones((1, 1), np.float32)) for name, img in d.frames("eo/bsd68")]
+    return [sharp_pair(name, img) for name, img in d.frames("eo/bsd68")]
 
 
 ROWS: tuple[SuiteRow, ...] = (

@@ -47,7 +47,7 @@ from ..models import (
     save_span,
 )
 from ..models.span import SPAN, bilinear_span_init, refresh_fused
-from ..quality.scoring import Pair, deblur_pairs_from_sharp, score, sr_pairs_from_hr
+from ..quality.scoring import deblur_pairs_from_sharp, score, sharp_pair, sr_pairs_from_hr
 from ..quality.suite import estimator_errors, unchanged_summary
 from .config import STAGES, StageConfig
 from .loop import Context, append_csv, train_stage
@@ -403,8 +403,7 @@ def validate(ctx: Context, stage: str, model: SRDeblurNet) -> dict:
                 f"{name}_ssim": round(r["model_ssim"], 4),
                 f"{name}_baseline_psnr": round(r["baseline_psnr"], 3),
             }
-        point = np.ones((1, 1), np.float32)
-        sharp = score(model, [Pair(p.name, p.target, p.target, point) for p in pairs], "deblur")["images"]
+        sharp = score(model, [sharp_pair(p.name, p.target) for p in pairs], "deblur")["images"]
         pooled = unchanged_summary(sharp)["model_psnr"]
         row[f"{domain}_sharp_psnr"] = None if pooled is None else round(pooled, 3)
         if model.blur_head is not None:
