@@ -660,8 +660,9 @@ class Terminated(KeyboardInterrupt):
     stopped, temporary files removed) runs as it does for Ctrl-C."""
 
 
-def _raise_terminated(signum: int, _frame) -> None:
-    raise Terminated(signum)
+def _interrupted(command: str, signum: int) -> int:
+    print(f"srdb {command}: interrupted ({signal.Signals(signum).name}); nothing more was done", file=sys.stderr)
+    return 128 + signum
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -675,27 +676,34 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    received: list[int] = []
+
+    def raise_interrupt(signum: int, _frame) -> None:
+        received.append(signum)
+        raise Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt
+
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where Ctrl-C is ignored (background jobs)
+        handled.append(signal.SIGINT)
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = {signum: signal.signal(signum, raise_interrupt) for signum in handled} if in_main_thread else {}
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt as exc:
-        signum = exc.args[0] if isinstance(exc, Terminated) else signal.SIGINT
-        print(
-            f"srdb {args.command}: interrupted ({signal.Signals(signum).name}); nothing more was done", file=sys.stderr
-        )
-        return 128 + signum
+        return _interrupted(args.command, exc.args[0] if isinstance(exc, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
     except Exception as exc:  # noqa: BLE001 - one line for the user; -v shows the traceback
+        if received:  # the signal's exception, turned into another one by library code it interrupted
+            return _interrupted(args.command, received[0])
         if args.verbose:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"srdb {args.command}: error: {message[:800]}", file=sys.stderr)
         return 2
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

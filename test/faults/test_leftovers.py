@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from srdb_ros.cli import Terminated, main
@@ -52,6 +53,26 @@ def test_sigterm_during_make_bag_removes_the_staging_folder(tmp_path, monkeypatc
     code = main(["make-bag", "--eo", str(ROOT / "samples" / "eo"), "--output", str(out)])
     assert code == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in capsys.readouterr().err
     assert list((tmp_path / "bags").iterdir()) == []  # neither the bag nor a hidden staging folder
+
+
+def test_sigterm_that_library_code_turns_into_another_error_still_exits_as_interrupted(tmp_path, monkeypatch, capsys):
+    """C++ extensions (PyTorch's among them) can catch the exception SIGTERM raises and raise one of their own: the
+    run still exits 128 + 15 with the one interrupted line, not as an error."""
+
+    def converted(path, *args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises here
+        except KeyboardInterrupt as exc:
+            raise TypeError("could not determine the shape of object type 'torch.storage.UntypedStorage'") from exc
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(bags, "_write_bag", converted)
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["make-bag", "--eo", str(ROOT / "samples" / "eo"), "--output", str(tmp_path / "eval_bag")])
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in err and "error" not in err
+    assert signal.getsignal(signal.SIGTERM) is before and not (tmp_path / "eval_bag").exists()
 
 
 def test_a_killed_make_bag_leaves_a_staging_folder_that_the_next_run_removes(tmp_path):
