@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,12 +88,7 @@ def test_a_bag_of_named_cameras_is_evaluated_by_a_node_with_those_cameras(tmp_pa
     assert {"/front/image_raw", "/thermal/ground_truth"} <= {m.topic for m in read_bag(bag)}
     out = tmp_path / "report"
     args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
-    result = subprocess.run(
-        [sys.executable, "-m", "srdb_ros.cli", "evaluate", str(bag), "--out", str(out), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = _cli("evaluate", str(bag), "--out", str(out), *args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((out / "metrics.json").read_text())["results"]
     assert {key for key in results if "/" in key} == {"front/deblur", "thermal/sr"}
@@ -128,26 +125,8 @@ def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights, t
     if transport == "compressed":
         assert {"/eo/image_raw/compressed", "/ir/image_raw/compressed"} <= {m.topic for m in read_bag(tmp_path / "bag")}
     out = tmp_path / "report"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "srdb_ros.cli",
-            "evaluate",
-            str(tmp_path / "bag"),
-            "--out",
-            str(out),
-            "--",
-            "--ros-args",
-            "-p",
-            "backend:=torch",
-            "-p",
-            f"weights_path:={student_weights}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    ros_args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    result = _cli("evaluate", str(tmp_path / "bag"), "--out", str(out), *ros_args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     eo, ir = metrics["results"]["eo/deblur"], metrics["results"]["ir/sr"]
@@ -178,37 +157,42 @@ def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights)
             img = np.random.default_rng(i).integers(0, 256, (32, 40, 3), dtype=np.uint8)
             bag.write("/eo/image_raw", image_message(img, "rgb8", stamp, "eo"), stamp)
     out = tmp_path / "report"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "srdb_ros.cli",
-            "evaluate",
-            str(tmp_path / "bag"),
-            "--out",
-            str(out),
-            "--rate",
-            "2",
-            "--",
-            "--ros-args",
-            "-p",
-            "backend:=torch",
-            "-p",
-            f"weights_path:={student_weights}",
-            "-p",
-            "ir.enabled:=false",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    ros_args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    result = _cli(
+        "evaluate",
+        str(tmp_path / "bag"),
+        "--out",
+        str(out),
+        "--rate",
+        "2",
+        *ros_args,
+        "-p",
+        "ir.enabled:=false",
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     eo = json.loads((out / "metrics.json").read_text())["results"]["eo/deblur"]
     assert "quality" not in eo and eo["frames_out"] >= 1 and eo["latency_ms"]["max"] > 0
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "srdb_ros.cli", *args], capture_output=True, text=True, timeout=600)
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``srdb ARGS`` in a subprocess. One that outlives ``timeout`` fails the test with its threads' Python stacks
+    (faulthandler, on SIGABRT) and its output, and takes its child processes (a node) down with it."""
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    cmd = [sys.executable, "-m", "srdb_ros.cli", *args]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=60)
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(
+            f"srdb {args[0]} still ran after {timeout:.0f} s; its stacks and output:\n{out[-2000:]}\n{err[-12000:]}"
+        )
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -75,8 +76,6 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
     node = rclpy.create_node("srdb_evaluate", context=context)
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    import threading
-
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
     info: dict = {"domain_id": os.environ.get("ROS_DOMAIN_ID"), "attached": opts.attach}
@@ -113,8 +112,9 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
         _drain(recorder, published, opts.drain_timeout)
         info["wall_s"] = round(time.monotonic() - t_play, 3)
         records = recorder.snapshot()
-    finally:
-        executor.shutdown()
+    finally:  # every wait bounded: a teardown that blocks must not hold the report (or a CI job) forever
+        executor.shutdown(timeout_sec=5.0)
+        spin.join(timeout=5.0)
         node.destroy_node()
         rclpy.shutdown(context=context)
         if proc is not None:
