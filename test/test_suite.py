@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from srdb_ros.cli import main
+from srdb_ros.data.blur import blur_extent
 from srdb_ros.quality.suite import (
     ROWS,
     SUN_HAYS_VALIDATION_FRAMES,
@@ -47,6 +48,15 @@ def test_suite_shake_kernels_are_unit_centred_and_follow_the_length():
     assert not np.array_equal(
         suite_shake_kernel(np.random.default_rng(1), 20), suite_shake_kernel(np.random.default_rng(2), 20)
     )
+
+
+def test_a_sub_pixel_shake_blurs_rather_than_rounding_to_a_point():
+    """The nearly sharp rows' 0.5-2 px paths mostly lie inside one pixel: their kernels must still spread (as the
+    image's interpolation does), or those rows hold sharp frames with noise."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        k = suite_shake_kernel(rng, float(rng.uniform(0.5, 2.0)))
+        assert k.max() < 0.9 and 1.0 < blur_extent(k).length < 3.5
 
 
 def test_off_centre_kernels_are_shifted_to_their_centroid():

@@ -72,8 +72,10 @@ class SuiteRow:
 # -- the suite's own shake generator (independent of data/blur.py's synthesiser) --------------------------------
 def suite_shake_kernel(rng: np.random.Generator, length: float, supersample: int = 8) -> np.ndarray:
     """A camera-shake kernel of the given path length: a momentum random walk of 6-10 control points, a
-    Catmull-Rom spline through them drawn antialiased on a supersampled canvas, area-downsampled, normalised and
-    shifted (sub-pixel) so its centroid is on the centre pixel."""
+    Catmull-Rom spline through them drawn antialiased on a supersampled canvas, filtered with a one-pixel tent (the
+    image's linear interpolation: a path inside one pixel still spreads to its neighbours, as a sub-pixel shake
+    does) and sampled at the pixel centres, normalised and shifted (sub-pixel) so its centroid is on the centre
+    pixel."""
     points = int(rng.integers(6, 11))
     momentum = rng.uniform(0.3, 0.9)
     step = np.zeros(2)
@@ -85,13 +87,15 @@ def suite_shake_kernel(rng: np.random.Generator, length: float, supersample: int
     arc = np.sum(np.hypot(*np.diff(curve, axis=0).T))
     curve = (curve - curve.mean(axis=0)) * (length / max(arc, 1e-9))
     half = math.ceil(np.abs(curve).max()) + 2
-    side = 2 * half + 1
-    canvas = np.zeros((side * supersample, side * supersample), np.float32)
-    pts = np.rint((curve + half + 0.5) * supersample * 16).astype(np.int32)  # 4 fractional bits
+    fine = 2 * half * supersample + 1  # pixel i's centre is fine sample i * supersample
+    canvas = np.zeros((fine, fine), np.float32)
+    pts = np.rint((curve + half) * supersample * 16).astype(np.int32)  # 4 fractional bits
     cv2.polylines(canvas, [pts.reshape(-1, 1, 2)], False, 1.0, thickness=1, lineType=cv2.LINE_AA, shift=4)
     if canvas.sum() == 0:  # a path shorter than a supersampled pixel: a point
         canvas[pts[0, 1] >> 4, pts[0, 0] >> 4] = 1.0
-    kernel = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA).astype(np.float64)
+    tent = 1.0 - np.abs(np.arange(1 - supersample, supersample)) / supersample
+    canvas = cv2.sepFilter2D(canvas, -1, tent, tent, borderType=cv2.BORDER_CONSTANT)
+    kernel = canvas[::supersample, ::supersample].astype(np.float64)
     kernel /= kernel.sum()
     return centroid_centred(kernel).astype(np.float32)
 
