@@ -87,7 +87,7 @@ def test_a_bag_of_named_cameras_is_evaluated_by_a_node_with_those_cameras(tmp_pa
     assert made.returncode == 0 and "front 1, thermal 1" in made.stdout, made.stdout + made.stderr
     assert {"/front/image_raw", "/thermal/ground_truth"} <= {m.topic for m in read_bag(bag)}
     out = tmp_path / "report"
-    args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    args = _torch_node(student_weights)
     result = _cli("evaluate", str(bag), "--out", str(out), *args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((out / "metrics.json").read_text())["results"]
@@ -125,7 +125,7 @@ def test_evaluate_a_short_bag_through_the_real_node(tmp_path, student_weights, t
     if transport == "compressed":
         assert {"/eo/image_raw/compressed", "/ir/image_raw/compressed"} <= {m.topic for m in read_bag(tmp_path / "bag")}
     out = tmp_path / "report"
-    ros_args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    ros_args = _torch_node(student_weights)
     result = _cli("evaluate", str(tmp_path / "bag"), "--out", str(out), *ros_args, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -157,7 +157,7 @@ def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights)
             img = np.random.default_rng(i).integers(0, 256, (32, 40, 3), dtype=np.uint8)
             bag.write("/eo/image_raw", image_message(img, "rgb8", stamp, "eo"), stamp)
     out = tmp_path / "report"
-    ros_args = ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={student_weights}"]
+    ros_args = _torch_node(student_weights)
     result = _cli(
         "evaluate",
         str(tmp_path / "bag"),
@@ -173,6 +173,11 @@ def test_evaluate_without_ground_truth_reports_timing(tmp_path, student_weights)
     assert result.returncode == 0, result.stdout + result.stderr
     eo = json.loads((out / "metrics.json").read_text())["results"]["eo/deblur"]
     assert "quality" not in eo and eo["frames_out"] >= 1 and eo["latency_ms"]["max"] > 0
+
+
+def _torch_node(weights) -> list[str]:
+    """The arguments after ``--`` that give `srdb evaluate`'s node the PyTorch backend and ``weights``."""
+    return ["--", "--ros-args", "-p", "backend:=torch", "-p", f"weights_path:={weights}"]
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -58,7 +58,7 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
 
     from ..ros.env import apply_to_current_process, free_domain_id
     from ..ros.launcher import start_node
-    from .replay import BagPlayer, Recorder
+    from .replay import BagPlayer, Recorder, stop_spinning
 
     domain = opts.domain_id if opts.domain_id is not None else (None if opts.attach else free_domain_id())
     apply_to_current_process(domain)
@@ -112,11 +112,8 @@ def run_replay(opts: EvalOptions, bag: BagContents) -> tuple[list, list, dict]:
         _drain(recorder, published, opts.drain_timeout)
         info["wall_s"] = round(time.monotonic() - t_play, 3)
         records = recorder.snapshot()
-    finally:  # every wait bounded: a teardown that blocks must not hold the report (or a CI job) forever
-        executor.shutdown(timeout_sec=5.0)
-        spin.join(timeout=5.0)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+    finally:
+        stop_spinning(executor, spin, node, context)
         if proc is not None:
             proc.send_signal(signal.SIGINT)
             try:

@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -15,6 +16,18 @@ from .bags import BagContents
 
 OUTPUT_TYPES = {"image_raw": "sensor_msgs/msg/Image", "camera_info": "sensor_msgs/msg/CameraInfo"}
 BLUR_TYPE = "geometry_msgs/msg/Vector3Stamped"  # <camera>/blur, the node's blur estimate
+
+
+TEARDOWN_WAIT_S = 5.0
+
+
+def stop_spinning(executor, spin: threading.Thread, node: Node, context) -> None:
+    """Stop a tool's node spun by ``executor`` in the thread ``spin`` and shut its context down; every wait is
+    bounded, so a teardown that blocks cannot hold the report (or a CI job) forever."""
+    executor.shutdown(timeout_sec=TEARDOWN_WAIT_S)
+    spin.join(timeout=TEARDOWN_WAIT_S)
+    node.destroy_node()
+    rclpy.shutdown(context=context)
 
 
 def rclpy_qos(q) -> QoSProfile:

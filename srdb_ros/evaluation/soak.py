@@ -96,6 +96,7 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     from ..ros.conversions import array_to_image_msg
     from ..ros.env import apply_to_current_process, free_domain_id
     from ..ros.launcher import start_node
+    from .replay import stop_spinning
 
     if not opts.minutes > 0 or not opts.overload > 0 or not opts.report_every > 0:
         raise ValueError("minutes, overload and report_every must be > 0")
@@ -118,7 +119,8 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
     pubs = {c: node.create_publisher(Image, input_topic(c), reliable) for c in outputs}
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
     frames = {c: array_to_image_msg(*f) for c, f in sample_frames(opts.width, opts.height).items()}
     stamp = [0]
 
@@ -183,9 +185,7 @@ def run_soak(opts: SoakOptions, print_row=print) -> list[dict]:
         rows.append(_row(tally, proc.pid, time.monotonic() - start, sent, time.monotonic() - start, final=True))
         print_row(_format(rows[-1]))
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        stop_spinning(executor, spin, node, context)
         if proc is not None:
             proc.terminate()
             try:
