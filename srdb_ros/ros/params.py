@@ -19,7 +19,7 @@ from ..inference.processing import AGC_MODES, MIN_TILE_STEP
 
 # the largest pass-through threshold at which `srdb score --suite deblur` passes no frame that deblurring improves
 # by more than 0.1 dB (docs/node.md, "Blur estimate and sharp frames")
-MIN_BLUR_PX = 1.27
+MIN_BLUR_PX = 1.21
 INPUT_QOS = ("sensor_data", "reliable")
 COMPRESSED_OUTPUTS = ("none", *COMPRESSED_FORMATS)
 DOMAIN_TASKS = {"eo": "deblur", "ir": "sr"}  # a camera's default task by its domain
