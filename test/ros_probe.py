@@ -14,6 +14,8 @@ from rclpy.parameter import Parameter as RclpyParameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from srdb_ros.evaluation.replay import stop_spinning
+
 OUTPUTS = {
     f"{cam}/{output}/{kind}": typ
     for cam in ("eo", "ir")
@@ -57,7 +59,8 @@ def exit_code(proc, timeout: float = 90) -> int:
 
 class RosProbe:
     """Publishes to a node's inputs under ``namespace`` and records its outputs (``outputs=False``: subscribes to
-    /diagnostics only, so the node has no output subscribers)."""
+    /diagnostics only, so the node has no output subscribers). It owns the test process's default ROS context
+    from its start to ``close()``: one probe at a time."""
 
     def __init__(self, name: str = "srdb_test_probe", namespace: str = "", outputs: bool = True) -> None:
         if not rclpy.ok():
@@ -127,5 +130,5 @@ class RosProbe:
         return future.result().results[0]
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        """Stop spinning, destroy the node and shut the context down, every wait bounded (as the tools do)."""
+        stop_spinning(self.executor, self._thread, self.node, context=None)
