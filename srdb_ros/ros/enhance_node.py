@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -523,6 +524,24 @@ def _one_line(exc: BaseException, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _record_signals(received: list[int]) -> dict:
+    """Have the Python SIGINT/SIGTERM handlers also note each signal in ``received`` (before ``rclpy.init``, whose
+    handlers call them); returns the handlers replaced. Handlers that are not Python functions are left alone."""
+    replaced = {}
+    if threading.current_thread() is not threading.main_thread():
+        return replaced
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+
+            def record(sig, frame, handler=handler) -> None:
+                received.append(sig)
+                handler(sig, frame)
+
+            replaced[signum] = signal.signal(signum, record)
+    return replaced
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``enhance_node`` (``ros2 run srdb_ros enhance_node``)."""
     argv = list(argv if argv is not None else sys.argv)
@@ -536,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2
+    received: list[int] = []
+    replaced = _record_signals(received)
     rclpy.init(args=argv)
     node = None
     code = 0
@@ -545,10 +566,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (BackendError, WeightFileError, OSError, ValueError, RuntimeError) as exc:
-        if node is not None or rclpy.ok():  # else a signal shut the context down while the node was starting
+        # a signal ends the node quietly, also where library code turned its exception into another one (PyTorch's
+        # C++ did, loading weights) and before rclpy, on another thread, has shut the context down
+        if not received and (node is not None or rclpy.ok()):
             print(f"enhance_node: cannot start: {_one_line(exc)}", file=sys.stderr)
             code = 2
     finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
         finished = node is None or node.stop_processing()
         if node is not None:
             node.destroy_node()
