@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +14,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 from ros_probe import exit_code  # noqa: E402
 
+from srdb_ros.ros.env import ros_environment  # noqa: E402
 from srdb_ros.ros.launcher import start_node  # noqa: E402
 
 
@@ -56,11 +59,6 @@ sys.exit(main(sys.argv))
 
 
 def test_a_sigterm_that_library_code_turns_into_another_error_still_exits_0(tmp_path):
-    import subprocess
-    import sys
-
-    from srdb_ros.ros.env import ros_environment
-
     node = [sys.executable, "-c", CONVERTED_SIGTERM_NODE, "--ros-args", "-p", "backend:=torch"]
     result = subprocess.run(node, env=ros_environment(), capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
